@@ -1,0 +1,8 @@
+import type { Env } from "./env";
+import type { Storage } from "./storage";
+
+/** The Hono environment every route sees: bindings, and per-request services on c.var. */
+export type AppEnv = {
+  Bindings: Env;
+  Variables: { storage: Storage };
+};

@@ -1,0 +1,47 @@
+import { Hono } from "hono";
+import type { AppEnv } from "./app-env";
+import { RegistryError } from "./oci/errors";
+import { base } from "./routes/base";
+import { blobs } from "./routes/blobs";
+import { catalog } from "./routes/catalog";
+import { manifests } from "./routes/manifests";
+import { referrers } from "./routes/referrers";
+import { tags } from "./routes/tags";
+import { uploads } from "./routes/uploads";
+import { createStorage } from "./storage";
+
+/** The registry: the OCI Distribution API under /v2/. */
+export function createApp(): Hono<AppEnv> {
+  // Not strict: /v2 and /v2/, .../uploads and .../uploads/ are the same endpoint to clients.
+  const app = new Hono<AppEnv>({ strict: false });
+
+  app.use("/v2/*", async (c, next) => {
+    c.set("storage", createStorage(c.env));
+    await next();
+    c.header("Docker-Distribution-API-Version", "registry/2.0");
+  });
+
+  app.route("/v2", base);
+  app.route("/v2", catalog);
+  app.route("/v2", uploads);
+  app.route("/v2", blobs);
+  app.route("/v2", manifests);
+  app.route("/v2", tags);
+  app.route("/v2", referrers);
+
+  app.notFound(() => errorResponse(new RegistryError("UNSUPPORTED", "no such endpoint", { status: 404 })));
+  app.onError((error) => {
+    if (error instanceof RegistryError) return errorResponse(error);
+    console.error(error);
+    return errorResponse(new RegistryError("UNKNOWN", error instanceof Error ? error.message : String(error)));
+  });
+  return app;
+}
+
+/** The one place a RegistryError becomes a response. */
+function errorResponse(error: RegistryError): Response {
+  return new Response(JSON.stringify(error.toJSON()), {
+    status: error.status,
+    headers: { "Content-Type": "application/json", "Docker-Distribution-API-Version": "registry/2.0", ...error.headers },
+  });
+}

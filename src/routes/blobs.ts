@@ -1,0 +1,44 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../app-env";
+import { parseDigest } from "../oci/digest";
+import { RegistryError } from "../oci/errors";
+import { MEDIA_TYPES } from "../oci/media-types";
+import { resolveRange } from "../oci/range";
+import { repositoryOf } from "./http";
+
+/** end-2 (GET/HEAD, with Range) and end-10 (DELETE) on /v2/<name>/blobs/<digest>. */
+export const blobs = new Hono<AppEnv>();
+
+const PATH = "/:name{.+}/blobs/:digest";
+
+blobs.get(PATH, async (c) => {
+  const repository = repositoryOf(c);
+  const digest = parseDigest(c.req.param("digest"));
+  const blob = await c.var.storage.blobs.stat(repository, digest);
+  if (!blob) throw new RegistryError("BLOB_UNKNOWN", { digest });
+  const headers: Record<string, string> = {
+    // Explicit, so nothing on the way compresses the body and drops its length.
+    "Content-Type": MEDIA_TYPES.octetStream,
+    "Docker-Content-Digest": digest,
+    "Accept-Ranges": "bytes",
+    ETag: `"${digest}"`,
+    "Cache-Control": "public, max-age=31536000, immutable",
+  };
+  const range = resolveRange(c.req.header("Range"), blob.size);
+  if (range) {
+    headers["Content-Range"] = `bytes ${range.offset}-${range.offset + range.length - 1}/${blob.size}`;
+    headers["Content-Length"] = String(range.length);
+  } else {
+    headers["Content-Length"] = String(blob.size);
+  }
+  const status = range ? 206 : 200;
+  if (c.req.method === "HEAD") return c.body(null, status, headers);
+  return c.body(await c.var.storage.blobs.read(blob, range), status, headers);
+});
+
+blobs.delete(PATH, async (c) => {
+  const repository = repositoryOf(c);
+  const digest = parseDigest(c.req.param("digest"));
+  if (!(await c.var.storage.blobs.unlink(repository, digest))) throw new RegistryError("BLOB_UNKNOWN", { digest });
+  return c.body(null, 202, { "Content-Length": "0" });
+});

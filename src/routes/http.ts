@@ -1,0 +1,53 @@
+import type { Context } from "hono";
+import type { AppEnv } from "../app-env";
+import type { Digest } from "../oci/digest";
+import { RegistryError } from "../oci/errors";
+import { parseRepositoryName, type RepositoryName } from "../oci/names";
+import { uploadRange } from "../oci/range";
+
+/** The largest page of tags, referrers or repositories one response carries. */
+export const MAX_PAGE = 1000;
+
+export function repositoryOf(c: Context<AppEnv>): RepositoryName {
+  return parseRepositoryName(c.req.param("name") ?? "");
+}
+
+export function blobLocation(repository: RepositoryName, digest: Digest): string {
+  return `/v2/${repository}/blobs/${digest}`;
+}
+
+export function manifestLocation(repository: RepositoryName, digest: Digest): string {
+  return `/v2/${repository}/manifests/${digest}`;
+}
+
+/** Every upload response carries where to send the next request and how much has arrived. */
+export function uploadHeaders(repository: RepositoryName, uploadId: string, size: number): Record<string, string> {
+  return {
+    Location: `/v2/${repository}/blobs/uploads/${uploadId}`,
+    Range: uploadRange(size),
+    "Docker-Upload-UUID": uploadId,
+    "Content-Length": "0",
+  };
+}
+
+/** The request body, refused with 413 once it passes `limit` bytes. */
+export async function readBounded(request: Request, limit: number): Promise<Uint8Array> {
+  const tooLarge = () => new RegistryError("SIZE_INVALID", `the body exceeds the limit of ${limit} bytes`, { status: 413 });
+  const declared = Number(request.headers.get("Content-Length") ?? 0);
+  if (declared > limit) throw tooLarge();
+  if (!request.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of request.body) {
+    length += chunk.length;
+    if (length > limit) throw tooLarge();
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}

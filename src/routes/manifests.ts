@@ -1,0 +1,68 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../app-env";
+import { algorithmOf, digestBytes } from "../oci/digest";
+import { RegistryError } from "../oci/errors";
+import { parseManifest } from "../oci/manifest";
+import { parseReference, parseTag } from "../oci/names";
+import type { ManifestHead } from "../storage/manifests";
+import { manifestLocation, readBounded, repositoryOf } from "./http";
+
+/** end-3 (GET/HEAD), end-7 (PUT, with ?tag=) and end-9 (DELETE) on /v2/<name>/manifests/<reference>. */
+export const manifests = new Hono<AppEnv>();
+
+const PATH = "/:name{.+}/manifests/:reference";
+
+function manifestHeaders(manifest: ManifestHead): Record<string, string> {
+  return {
+    "Content-Type": manifest.mediaType,
+    "Content-Length": String(manifest.size),
+    "Docker-Content-Digest": manifest.digest,
+    ETag: `"${manifest.digest}"`,
+  };
+}
+
+manifests.get(PATH, async (c) => {
+  const repository = repositoryOf(c);
+  const reference = parseReference(c.req.param("reference"));
+  const { storage } = c.var;
+  if (c.req.method === "HEAD") {
+    const head = await storage.manifests.head(repository, reference);
+    if (!head) throw new RegistryError("MANIFEST_UNKNOWN", reference);
+    return c.body(null, 200, manifestHeaders(head));
+  }
+  const manifest = await storage.manifests.get(repository, reference);
+  if (!manifest) throw new RegistryError("MANIFEST_UNKNOWN", reference);
+  return c.body(manifest.body, 200, manifestHeaders(manifest));
+});
+
+manifests.put(PATH, async (c) => {
+  const repository = repositoryOf(c);
+  const reference = parseReference(c.req.param("reference"));
+  const extraTags = c.req.queries("tag")?.map(parseTag) ?? [];
+  const bytes = await readBounded(c.req.raw, Number(c.env.MAX_MANIFEST_BYTES));
+  const digest = await digestBytes(reference.kind === "digest" ? algorithmOf(reference.digest) : "sha256", bytes);
+  if (reference.kind === "digest" && reference.digest !== digest) {
+    throw new RegistryError("DIGEST_INVALID", `the manifest's bytes are ${digest}, not ${reference.digest}`);
+  }
+  const parsed = parseManifest(bytes, c.req.header("Content-Type"));
+  const { storage } = c.var;
+  const missing = await storage.manifests.missingReferences(repository, parsed);
+  if (missing.length > 0) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { missing });
+  const tags = reference.kind === "tag" ? [reference.tag, ...extraTags] : extraTags;
+  await storage.manifests.put(repository, { digest, bytes, parsed }, tags);
+  c.header("Location", manifestLocation(repository, digest));
+  c.header("Docker-Content-Digest", digest);
+  c.header("Content-Length", "0");
+  if (parsed.subject) c.header("OCI-Subject", parsed.subject);
+  for (const tag of extraTags) c.header("OCI-Tag", tag, { append: true });
+  return c.body(null, 201);
+});
+
+manifests.delete(PATH, async (c) => {
+  const repository = repositoryOf(c);
+  const reference = parseReference(c.req.param("reference"));
+  const { manifests } = c.var.storage;
+  const deleted = reference.kind === "tag" ? await manifests.deleteTag(repository, reference.tag) : await manifests.delete(repository, reference.digest);
+  if (!deleted) throw new RegistryError("MANIFEST_UNKNOWN", reference);
+  return c.body(null, 202, { "Content-Length": "0" });
+});

@@ -1,0 +1,22 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../app-env";
+import { parseDigest } from "../oci/digest";
+import { MEDIA_TYPES } from "../oci/media-types";
+import { nextLink, parsePageRequest } from "../oci/pagination";
+import { MAX_PAGE, repositoryOf } from "./http";
+
+/** end-12a/b: GET /v2/<name>/referrers/<digest>, always an image index, filtered by ?artifactType=. */
+export const referrers = new Hono<AppEnv>();
+
+referrers.get("/:name{.+}/referrers/:digest", async (c) => {
+  const repository = repositoryOf(c);
+  const subject = parseDigest(c.req.param("digest"));
+  const last = c.req.query("last");
+  const page = parsePageRequest(c.req.query("n"), last === undefined ? undefined : parseDigest(last), MAX_PAGE);
+  const artifactType = c.req.query("artifactType");
+  const { items, more } = await c.var.storage.referrers.list(repository, subject, page, artifactType);
+  if (artifactType !== undefined) c.header("OCI-Filters-Applied", "artifactType");
+  if (more) c.header("Link", nextLink(c.req.path, { artifactType }, page.limit, items.at(-1)!.digest));
+  const index = { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: items };
+  return c.body(JSON.stringify(index), 200, { "Content-Type": MEDIA_TYPES.ociIndex });
+});

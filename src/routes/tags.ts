@@ -1,0 +1,24 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../app-env";
+import { RegistryError } from "../oci/errors";
+import { isTag } from "../oci/names";
+import { nextLink, parsePageRequest } from "../oci/pagination";
+import { MAX_PAGE, repositoryOf } from "./http";
+
+/** end-8a/b: GET /v2/<name>/tags/list, in lexical order, paged by `n` and `last`. */
+export const tags = new Hono<AppEnv>();
+
+tags.get("/:name{.+}/tags/list", async (c) => {
+  const repository = repositoryOf(c);
+  const last = c.req.query("last");
+  if (last !== undefined && last !== "" && !isTag(last)) throw new RegistryError("UNSUPPORTED", `last must be a tag, got "${last.slice(0, 200)}"`);
+  const page = parsePageRequest(c.req.query("n"), last, MAX_PAGE);
+  const { storage } = c.var;
+  const { items, more } = await storage.tags.list(repository, page);
+  // An empty first page is the one case where the repository may not exist at all.
+  if (items.length === 0 && !page.last && !(await storage.repositories.exists(repository))) {
+    throw new RegistryError("NAME_UNKNOWN", { name: repository });
+  }
+  if (more) c.header("Link", nextLink(c.req.path, {}, page.limit, items.at(-1)!));
+  return c.json({ name: repository, tags: items });
+});

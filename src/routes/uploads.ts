@@ -1,0 +1,70 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../app-env";
+import { parseAlgorithm, parseDigest } from "../oci/digest";
+import { RegistryError } from "../oci/errors";
+import { isRepositoryName } from "../oci/names";
+import { parseContentRange } from "../oci/range";
+import { blobLocation, repositoryOf, uploadHeaders } from "./http";
+
+/**
+ * Blob uploads: end-4a/b/c and end-11 (POST: open, monolithic, mount), end-5
+ * (PATCH), end-6 (PUT), end-13 (GET status) and end-14 (DELETE).
+ */
+export const uploads = new Hono<AppEnv>();
+
+const SESSION = "/:name{.+}/blobs/uploads/:id";
+
+uploads.post("/:name{.+}/blobs/uploads", async (c) => {
+  const repository = repositoryOf(c);
+  const { storage } = c.var;
+  const mount = c.req.query("mount");
+  if (mount !== undefined) {
+    const digest = parseDigest(mount);
+    // An unusable `from` is no error: the client falls back to the upload opened below.
+    const from = c.req.query("from");
+    const source = from === undefined ? undefined : isRepositoryName(from) ? from : null;
+    if (source !== null && (await storage.blobs.mount(repository, digest, source))) {
+      return c.body(null, 201, { Location: blobLocation(repository, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
+    }
+  }
+  const algorithm = parseAlgorithm(c.req.query("digest-algorithm") ?? "sha256");
+  const monolithic = c.req.query("digest");
+  const digest = monolithic === undefined ? undefined : parseDigest(monolithic);
+  const upload = await storage.uploads.create(repository, algorithm);
+  if (digest) {
+    const blob = await upload.complete(digest, c.req.raw.body);
+    return c.body(null, 201, { Location: blobLocation(repository, blob.digest), "Docker-Content-Digest": blob.digest, "Content-Length": "0" });
+  }
+  return c.body(null, 202, uploadHeaders(repository, upload.id, 0));
+});
+
+uploads.get(SESSION, async (c) => {
+  const upload = c.var.storage.uploads.open(repositoryOf(c), c.req.param("id"));
+  return c.body(null, 204, uploadHeaders(upload.repository, upload.id, await upload.size()));
+});
+
+uploads.patch(SESSION, async (c) => {
+  const upload = c.var.storage.uploads.open(repositoryOf(c), c.req.param("id"));
+  const contentRange = c.req.header("Content-Range");
+  const range = contentRange === undefined ? null : parseContentRange(contentRange);
+  const size = await upload.append(c.req.raw.body, range);
+  return c.body(null, 202, uploadHeaders(upload.repository, upload.id, size));
+});
+
+uploads.put(SESSION, async (c) => {
+  const upload = c.var.storage.uploads.open(repositoryOf(c), c.req.param("id"));
+  const query = c.req.query("digest");
+  if (query === undefined) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
+  const blob = await upload.complete(parseDigest(query), c.req.raw.body);
+  return c.body(null, 201, {
+    Location: blobLocation(upload.repository, blob.digest),
+    "Docker-Content-Digest": blob.digest,
+    "Content-Length": "0",
+  });
+});
+
+uploads.delete(SESSION, async (c) => {
+  const upload = c.var.storage.uploads.open(repositoryOf(c), c.req.param("id"));
+  await upload.cancel();
+  return c.body(null, 204);
+});

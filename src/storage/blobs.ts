@@ -1,0 +1,82 @@
+import type { Digest } from "../oci/digest";
+import type { ByteRange } from "../oci/range";
+import type { RepositoryName } from "../oci/names";
+
+/** A blob as a repository holds it: its size and where its bytes are. */
+export interface StoredBlob {
+  digest: Digest;
+  size: number;
+  objectKey: string;
+}
+
+/** Blobs: bytes in R2, shared by digest; which repositories hold them, in D1. */
+export class BlobStore {
+  constructor(
+    private readonly db: D1Database,
+    private readonly bucket: R2Bucket,
+  ) {}
+
+  /** The blob if this repository holds it. */
+  async stat(repository: RepositoryName, digest: Digest): Promise<StoredBlob | null> {
+    const row = await this.db
+      .prepare(
+        `SELECT b.size, b.object_key FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+         WHERE rb.repository = ?1 AND rb.digest = ?2`,
+      )
+      .bind(repository, digest)
+      .first<{ size: number; object_key: string }>();
+    return row && { digest, size: row.size, objectKey: row.object_key };
+  }
+
+  async read(blob: StoredBlob, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
+    const object = await this.bucket.get(blob.objectKey, range ? { range } : {});
+    // D1 says the blob exists, so a missing object is the server's fault, not the client's.
+    if (!object) throw new Error(`object ${blob.objectKey} of ${blob.digest} is missing from R2`);
+    return object.body;
+  }
+
+  /**
+   * Makes an existing blob part of a repository without moving bytes: a blob
+   * `from` holds, or, without `from`, one any repository holds. Returns false
+   * when there is nothing to mount.
+   */
+  async mount(repository: RepositoryName, digest: Digest, from?: RepositoryName): Promise<boolean> {
+    const held = "SELECT 1 FROM repository_blobs WHERE digest = ?3 AND (?4 IS NULL OR repository = ?4)";
+    const params = [repository, Date.now(), digest, from ?? null];
+    const [, , linked] = await this.db.batch([
+      this.db.prepare(`INSERT INTO repositories (name, created_at) SELECT ?1, ?2 WHERE EXISTS (${held}) ON CONFLICT DO NOTHING`).bind(...params),
+      this.db
+        .prepare(`INSERT INTO repository_blobs (repository, digest, created_at) SELECT ?1, ?3, ?2 WHERE EXISTS (${held}) ON CONFLICT DO NOTHING`)
+        .bind(...params),
+      this.db.prepare("SELECT 1 AS held FROM repository_blobs WHERE repository = ?1 AND digest = ?2").bind(repository, digest),
+    ]);
+    return (linked?.results.length ?? 0) > 0;
+  }
+
+  /** Records a verified blob for a repository. Returns the key that holds its bytes (an earlier copy wins). */
+  async register(repository: RepositoryName, blob: StoredBlob): Promise<string> {
+    const now = Date.now();
+    const results = await this.db.batch<{ object_key: string }>([
+      this.db
+        .prepare("INSERT INTO blobs (digest, size, object_key, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")
+        .bind(blob.digest, blob.size, blob.objectKey, now),
+      this.db.prepare("INSERT INTO repositories (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING").bind(repository, now),
+      this.db
+        .prepare("INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+        .bind(repository, blob.digest, now),
+      this.db.prepare("SELECT object_key FROM blobs WHERE digest = ?1").bind(blob.digest),
+    ]);
+    const stored = results[3]?.results[0]?.object_key;
+    if (!stored) throw new Error(`blob ${blob.digest} vanished while being registered`);
+    return stored;
+  }
+
+  /** Removes the blob from the repository; the bytes stay for other holders. */
+  async unlink(repository: RepositoryName, digest: Digest): Promise<boolean> {
+    const result = await this.db
+      .prepare("DELETE FROM repository_blobs WHERE repository = ?1 AND digest = ?2")
+      .bind(repository, digest)
+      .run();
+    return result.meta.changes > 0;
+  }
+}

@@ -1,0 +1,28 @@
+import type { Env } from "../env";
+import { BlobStore } from "./blobs";
+import { ManifestStore } from "./manifests";
+import { ReferrerIndex } from "./referrers";
+import { RepositoryIndex } from "./repositories";
+import { TagIndex } from "./tags";
+import { Uploads } from "./uploads";
+
+/** Everything a request may touch, built from the bindings once per request (the seam for metering). */
+export interface Storage {
+  blobs: BlobStore;
+  uploads: Uploads;
+  manifests: ManifestStore;
+  tags: TagIndex;
+  referrers: ReferrerIndex;
+  repositories: RepositoryIndex;
+}
+
+export function createStorage(env: Env): Storage {
+  return {
+    blobs: new BlobStore(env.DB, env.BLOBS),
+    uploads: new Uploads(env.UPLOADS),
+    manifests: new ManifestStore(env.DB, env.BLOBS),
+    tags: new TagIndex(env.DB),
+    referrers: new ReferrerIndex(env.DB),
+    repositories: new RepositoryIndex(env.DB),
+  };
+}

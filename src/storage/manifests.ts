@@ -1,0 +1,146 @@
+import type { Digest } from "../oci/digest";
+import { RegistryError } from "../oci/errors";
+import type { ParsedManifest } from "../oci/manifest";
+import type { Reference, RepositoryName, Tag } from "../oci/names";
+import { manifestObjectKey } from "./keys";
+
+/** What HEAD needs: no bytes. */
+export interface ManifestHead {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+}
+
+export interface ManifestWithBody extends ManifestHead {
+  body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>;
+}
+
+export interface NewManifest {
+  digest: Digest;
+  bytes: Uint8Array;
+  parsed: ParsedManifest;
+}
+
+// Manifests up to this size live in their D1 row (rows hold 2 MB with the rest of the row); larger ones in R2.
+const INLINE_BYTES = 950_000;
+
+type HeadRow = { digest: Digest; media_type: string; size: number };
+type BodyRow = HeadRow & { content: ArrayBuffer | null; object_key: string | null };
+
+const HEAD_COLUMNS = "m.digest, m.media_type, m.size";
+const BODY_COLUMNS = `${HEAD_COLUMNS}, m.content, m.object_key`;
+
+/** Manifests by repository and digest, reached directly or through a tag. */
+export class ManifestStore {
+  constructor(
+    private readonly db: D1Database,
+    private readonly bucket: R2Bucket,
+  ) {}
+
+  async head(repository: RepositoryName, reference: Reference): Promise<ManifestHead | null> {
+    const row = await this.#find<HeadRow>(HEAD_COLUMNS, repository, reference);
+    return row && { digest: row.digest, mediaType: row.media_type, size: row.size };
+  }
+
+  async get(repository: RepositoryName, reference: Reference): Promise<ManifestWithBody | null> {
+    const row = await this.#find<BodyRow>(BODY_COLUMNS, repository, reference);
+    if (!row) return null;
+    const head = { digest: row.digest, mediaType: row.media_type, size: row.size };
+    if (row.content) return { ...head, body: new Uint8Array(row.content) };
+    const object = await this.bucket.get(row.object_key!);
+    if (!object) throw new Error(`manifest ${row.digest} is missing from R2 at ${row.object_key}`);
+    return { ...head, body: object.body };
+  }
+
+  #find<Row>(columns: string, repository: RepositoryName, reference: Reference): Promise<Row | null> {
+    const statement =
+      reference.kind === "tag"
+        ? this.db
+            .prepare(
+              `SELECT ${columns} FROM tags t JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
+               WHERE t.repository = ?1 AND t.name = ?2`,
+            )
+            .bind(repository, reference.tag)
+        : this.db.prepare(`SELECT ${columns} FROM manifests m WHERE m.repository = ?1 AND m.digest = ?2`).bind(repository, reference.digest);
+    return statement.first<Row>();
+  }
+
+  /** The blobs and manifests this manifest points at that the repository does not hold. */
+  async missingReferences(repository: RepositoryName, parsed: ParsedManifest): Promise<Digest[]> {
+    if (parsed.blobs.length === 0 && parsed.manifests.length === 0) return [];
+    const { results } = await this.db
+      .prepare(
+        `SELECT j.value AS digest FROM json_each(?2) j
+           WHERE NOT EXISTS (SELECT 1 FROM repository_blobs WHERE repository = ?1 AND digest = j.value)
+         UNION
+         SELECT j.value FROM json_each(?3) j
+           WHERE NOT EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = j.value)`,
+      )
+      .bind(repository, JSON.stringify(parsed.blobs), JSON.stringify(parsed.manifests))
+      .all<{ digest: Digest }>();
+    return results.map((r) => r.digest);
+  }
+
+  /** Stores the manifest (bytes as pushed) and points the tags at it, in one transaction. */
+  async put(repository: RepositoryName, manifest: NewManifest, tags: Tag[]): Promise<void> {
+    const { digest, bytes, parsed } = manifest;
+    const inline = bytes.length <= INLINE_BYTES;
+    const now = Date.now();
+    // Annotations are kept for the referrers list, so only for manifests with a subject.
+    const annotations = parsed.subject && parsed.annotations ? JSON.stringify(parsed.annotations) : null;
+    if (annotations && annotations.length > INLINE_BYTES) {
+      throw new RegistryError("MANIFEST_INVALID", `annotations of a referrer are limited to ${INLINE_BYTES} bytes`);
+    }
+    if (!inline) await this.bucket.put(manifestObjectKey(digest), bytes);
+    await this.db.batch([
+      this.db.prepare("INSERT INTO repositories (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING").bind(repository, now),
+      this.db
+        .prepare(
+          `INSERT INTO manifests (repository, digest, media_type, size, content, object_key, subject, artifact_type, annotations, created_at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING`,
+        )
+        .bind(
+          repository,
+          digest,
+          parsed.mediaType,
+          bytes.length,
+          inline ? bytes : null,
+          inline ? null : manifestObjectKey(digest),
+          parsed.subject ?? null,
+          parsed.artifactType ?? null,
+          annotations,
+          now,
+        ),
+      this.db
+        .prepare(
+          `INSERT INTO manifest_references (repository, manifest_digest, target_digest, target_kind)
+           SELECT ?1, ?2, value, 'blob' FROM json_each(?3)
+           UNION SELECT ?1, ?2, value, 'manifest' FROM json_each(?4) WHERE true
+           ON CONFLICT DO NOTHING`,
+        )
+        .bind(repository, digest, JSON.stringify(parsed.blobs), JSON.stringify(parsed.manifests)),
+      this.db
+        .prepare(
+          `INSERT INTO tags (repository, name, digest, updated_at) SELECT ?1, value, ?2, ?3 FROM json_each(?4) WHERE true
+           ON CONFLICT (repository, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+        )
+        .bind(repository, digest, now, JSON.stringify(tags)),
+    ]);
+  }
+
+  async deleteTag(repository: RepositoryName, tag: Tag): Promise<boolean> {
+    const result = await this.db.prepare("DELETE FROM tags WHERE repository = ?1 AND name = ?2").bind(repository, tag).run();
+    return result.meta.changes > 0;
+  }
+
+  /** Deletes a manifest with its tags; as a referrer it disappears with its row. */
+  async delete(repository: RepositoryName, digest: Digest): Promise<boolean> {
+    const results = await this.db.batch([
+      this.db.prepare("DELETE FROM tags WHERE repository = ?1 AND digest = ?2").bind(repository, digest),
+      this.db.prepare("DELETE FROM manifest_references WHERE repository = ?1 AND manifest_digest = ?2").bind(repository, digest),
+      this.db.prepare("DELETE FROM manifests WHERE repository = ?1 AND digest = ?2").bind(repository, digest),
+    ]);
+    return (results[2]?.meta.changes ?? 0) > 0;
+  }
+}
+

@@ -1,0 +1,274 @@
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../env";
+import { algorithmOf, digestBytes, digestStream, Hasher, hexOf, type Algorithm, type Digest } from "../oci/digest";
+import type { ErrorCode } from "../oci/errors";
+import type { RepositoryName } from "../oci/names";
+import { BlobStore } from "./blobs";
+import { blobObjectKey } from "./keys";
+import { cutIntoParts } from "./part-writer";
+
+/** What a session method answers: a value, or an error for the route to raise. */
+export type SessionResult<T> =
+  | ({ ok: true } & T)
+  | { ok: false; code: ErrorCode; detail: string; /** bytes received, for a Range header */ size?: number };
+
+type SessionRow = {
+  repository: string;
+  algorithm: Algorithm;
+  object_key: string;
+  multipart_id: string | null;
+  size: number;
+  part_count: number;
+  /** Digest of every byte received, known while they all arrived in one request from offset 0. */
+  digest: Digest | null;
+};
+
+interface Part {
+  partNumber: number;
+  etag: string;
+}
+
+interface Written {
+  parts: Part[];
+  tail: Uint8Array;
+  received: number;
+  /** Set when the bytes were hashed from offset 0: the digest of the whole upload so far. */
+  digest: Digest | null;
+}
+
+// Tail bytes are kept in rows of this size (a Durable Object row holds at most 2 MB).
+const TAIL_ROW_BYTES = 1024 * 1024;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS session (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    repository TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    object_key TEXT NOT NULL,
+    multipart_id TEXT,
+    size INTEGER NOT NULL,
+    part_count INTEGER NOT NULL,
+    digest TEXT,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS tail (seq INTEGER PRIMARY KEY, bytes BLOB NOT NULL);
+`;
+
+/**
+ * One blob upload: an R2 multipart upload plus the bytes after its last full
+ * part. Consistency: the object is single-threaded and `#busy` turns away a
+ * second data request while one streams, so bytes never interleave; a request
+ * commits its parts, tail and size in one transaction when it ends, so one
+ * that fails midway leaves the session exactly as it found it. Digests are
+ * verified before the blob is registered in D1, which is what makes it visible.
+ */
+export class UploadSession extends DurableObject<Env> {
+  #busy = false;
+  readonly #sql: SqlStorage;
+  readonly #blobs: BlobStore;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.#sql = ctx.storage.sql;
+    this.#blobs = new BlobStore(env.DB, env.BLOBS);
+    this.#sql.exec(SCHEMA);
+  }
+
+  async open(repository: RepositoryName, algorithm: Algorithm): Promise<void> {
+    this.#sql.exec(
+      `INSERT INTO session (id, repository, algorithm, object_key, size, part_count, created_at)
+       VALUES (1, ?, ?, ?, 0, 0, ?)`,
+      repository,
+      algorithm,
+      blobObjectKey(this.ctx.id.toString()),
+      Date.now(),
+    );
+  }
+
+  async status(repository: RepositoryName): Promise<SessionResult<{ size: number }>> {
+    const session = this.#session(repository);
+    return session ? { ok: true, size: session.size } : unknownUpload();
+  }
+
+  /** PATCH: appends a chunk, which must start where the upload ends when a range is given. */
+  async append(
+    repository: RepositoryName,
+    body: ReadableStream<Uint8Array> | null,
+    range: { start: number; end: number } | null,
+  ): Promise<SessionResult<{ size: number }>> {
+    const session = this.#session(repository);
+    if (!session) return unknownUpload();
+    if (this.#busy) return busy(session.size);
+    if (range && range.start !== session.size) {
+      return { ok: false, code: "RANGE_INVALID", detail: `chunk starts at ${range.start} but the upload has ${session.size} bytes`, size: session.size };
+    }
+    this.#busy = true;
+    try {
+      const written = await this.#write(session, body);
+      if (range && written.received !== range.end - range.start + 1) {
+        return { ok: false, code: "SIZE_INVALID", detail: `Content-Range announced ${range.end - range.start + 1} bytes, the body had ${written.received}`, size: session.size };
+      }
+      this.#commit(session, written);
+      return { ok: true, size: session.size + written.received };
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** PUT ?digest=: takes an optional last chunk, verifies the digest, and publishes the blob. */
+  async complete(
+    repository: RepositoryName,
+    digest: Digest,
+    body: ReadableStream<Uint8Array> | null,
+  ): Promise<SessionResult<{ digest: Digest; size: number }>> {
+    const session = this.#session(repository);
+    if (!session) return unknownUpload();
+    if (this.#busy) return busy(session.size);
+    this.#busy = true;
+    try {
+      const written = await this.#write(session, body);
+      const parts = [...this.#parts(), ...written.parts];
+      const size = session.size + written.received;
+      const whole = written.received > 0 ? written.digest : session.digest;
+      // The digest computed while streaming settles it when its algorithm is the one asked for.
+      const known = whole && algorithmOf(whole) === algorithmOf(digest) ? whole : null;
+      if (known && known !== digest) return this.#reject(session, digest, known);
+
+      if (parts.length === 0) {
+        const actual = known ?? (await digestBytes(algorithmOf(digest), written.tail));
+        if (actual !== digest) return this.#reject(session, digest, actual);
+        // R2 checks the digest again as it stores the bytes.
+        await this.env.BLOBS.put(session.object_key, written.tail, { [algorithmOf(digest)]: hexOf(digest) });
+        // A multipart upload left by a request that failed before committing a part.
+        await this.#abortMultipart(session);
+      } else {
+        const upload = this.env.BLOBS.resumeMultipartUpload(session.object_key, session.multipart_id!);
+        if (written.tail.length > 0) parts.push(await upload.uploadPart(parts.length + 1, written.tail));
+        await upload.complete(parts);
+        if (!known) {
+          // Bytes from several requests: no hash state survives between them, so read the assembled object once.
+          const object = await this.env.BLOBS.get(session.object_key);
+          const actual = object ? await digestStream(algorithmOf(digest), object.body) : null;
+          if (actual !== digest) {
+            await this.env.BLOBS.delete(session.object_key);
+            return this.#reject({ ...session, multipart_id: null }, digest, actual);
+          }
+        }
+      }
+
+      const storedKey = await this.#blobs.register(repository, { digest, size, objectKey: session.object_key });
+      // Another upload published the same bytes first: keep one copy.
+      if (storedKey !== session.object_key) await this.env.BLOBS.delete(session.object_key);
+      this.#end();
+      return { ok: true, digest, size };
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** DELETE: abandons the upload and its parts. */
+  async cancel(repository: RepositoryName): Promise<boolean> {
+    const session = this.#session(repository);
+    if (!session) return false;
+    await this.#abortMultipart(session);
+    this.#end();
+    return true;
+  }
+
+  #session(repository: RepositoryName): SessionRow | null {
+    const row = this.#sql.exec<SessionRow>("SELECT * FROM session WHERE id = 1").toArray()[0];
+    return row?.repository === repository ? row : null;
+  }
+
+  #parts(): Part[] {
+    return this.#sql
+      .exec<{ number: number; etag: string }>("SELECT number, etag FROM parts ORDER BY number")
+      .toArray()
+      .map((p) => ({ partNumber: p.number, etag: p.etag }));
+  }
+
+  #tail(): Uint8Array {
+    const rows = this.#sql.exec<{ bytes: ArrayBuffer }>("SELECT bytes FROM tail ORDER BY seq").toArray();
+    if (rows.length === 1) return new Uint8Array(rows[0]!.bytes);
+    const tail = new Uint8Array(rows.reduce((n, r) => n + r.bytes.byteLength, 0));
+    let offset = 0;
+    for (const { bytes } of rows) {
+      tail.set(new Uint8Array(bytes), offset);
+      offset += bytes.byteLength;
+    }
+    return tail;
+  }
+
+  /** Streams a request's bytes after the carried tail into parts; commits nothing. */
+  async #write(session: SessionRow, body: ReadableStream<Uint8Array> | null): Promise<Written> {
+    // Only bytes hashed from offset 0 give the upload's digest; later chunks are checked at completion.
+    const hasher = session.size === 0 ? new Hasher(session.algorithm) : null;
+    const parts: Part[] = [];
+    let nextPart = session.part_count + 1;
+    const { tail, received } = await cutIntoParts(body, session.size === 0 ? new Uint8Array() : this.#tail(), async (part) => {
+      await hasher?.update(part);
+      const upload = await this.#multipart(session);
+      parts.push(await upload.uploadPart(nextPart++, part));
+    });
+    await hasher?.update(tail);
+    return { parts, tail, received, digest: hasher ? await hasher.digest() : null };
+  }
+
+  /** The session's multipart upload, created when its first part is ready. */
+  async #multipart(session: SessionRow): Promise<R2MultipartUpload> {
+    if (session.multipart_id) return this.env.BLOBS.resumeMultipartUpload(session.object_key, session.multipart_id);
+    const upload = await this.env.BLOBS.createMultipartUpload(session.object_key);
+    // Recorded at once, so a failed request cannot orphan it.
+    this.#sql.exec("UPDATE session SET multipart_id = ? WHERE id = 1", upload.uploadId);
+    session.multipart_id = upload.uploadId;
+    return upload;
+  }
+
+  #commit(session: SessionRow, written: Written): void {
+    if (written.received === 0) return;
+    this.ctx.storage.transactionSync(() => {
+      for (const part of written.parts) {
+        this.#sql.exec("INSERT OR REPLACE INTO parts (number, etag) VALUES (?, ?)", part.partNumber, part.etag);
+      }
+      this.#sql.exec("DELETE FROM tail");
+      for (let offset = 0, seq = 0; offset < written.tail.length; offset += TAIL_ROW_BYTES, seq++) {
+        this.#sql.exec("INSERT INTO tail (seq, bytes) VALUES (?, ?)", seq, written.tail.slice(offset, offset + TAIL_ROW_BYTES));
+      }
+      this.#sql.exec(
+        "UPDATE session SET size = size + ?, part_count = part_count + ?, digest = ? WHERE id = 1",
+        written.received,
+        written.parts.length,
+        written.digest,
+      );
+    });
+  }
+
+  async #reject(session: SessionRow, expected: Digest, actual: Digest | null): Promise<SessionResult<never>> {
+    await this.#abortMultipart(session);
+    this.#end();
+    return { ok: false, code: "DIGEST_INVALID", detail: `expected ${expected}, the uploaded bytes are ${actual ?? "missing"}` };
+  }
+
+  async #abortMultipart(session: SessionRow): Promise<void> {
+    if (!session.multipart_id) return;
+    // Already completed or expired uploads cannot be aborted; R2 drops unfinished ones after 7 days anyway.
+    await this.env.BLOBS.resumeMultipartUpload(session.object_key, session.multipart_id).abort().catch(() => {});
+  }
+
+  #end(): void {
+    this.ctx.storage.transactionSync(() => {
+      this.#sql.exec("DELETE FROM session");
+      this.#sql.exec("DELETE FROM parts");
+      this.#sql.exec("DELETE FROM tail");
+    });
+  }
+}
+
+function unknownUpload(): SessionResult<never> {
+  return { ok: false, code: "BLOB_UPLOAD_UNKNOWN", detail: "no such upload in this repository" };
+}
+
+function busy(size: number): SessionResult<never> {
+  return { ok: false, code: "RANGE_INVALID", detail: "another request is writing to this upload", size };
+}

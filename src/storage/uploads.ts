@@ -1,0 +1,62 @@
+import type { Algorithm, Digest } from "../oci/digest";
+import { RegistryError } from "../oci/errors";
+import type { RepositoryName } from "../oci/names";
+import { uploadRange } from "../oci/range";
+import type { SessionResult, UploadSession } from "./upload-session";
+
+/** An upload session's id: the hex id of its Durable Object. */
+const UPLOAD_ID = /^[0-9a-f]{64}$/;
+
+/** The repository-facing side of upload sessions: opens them and raises their errors. */
+export class Uploads {
+  constructor(private readonly namespace: DurableObjectNamespace<UploadSession>) {}
+
+  async create(repository: RepositoryName, algorithm: Algorithm): Promise<Upload> {
+    const id = this.namespace.newUniqueId();
+    const upload = new Upload(id.toString(), repository, this.namespace.get(id));
+    await upload.stub.open(repository, algorithm);
+    return upload;
+  }
+
+  open(repository: RepositoryName, uploadId: string): Upload {
+    let id: DurableObjectId | undefined;
+    try {
+      if (UPLOAD_ID.test(uploadId)) id = this.namespace.idFromString(uploadId);
+    } catch {
+      // Not an id this namespace issued.
+    }
+    if (!id) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `no upload ${uploadId.slice(0, 100)}`);
+    return new Upload(uploadId, repository, this.namespace.get(id));
+  }
+}
+
+export class Upload {
+  constructor(
+    readonly id: string,
+    readonly repository: RepositoryName,
+    readonly stub: DurableObjectStub<UploadSession>,
+  ) {}
+
+  async size(): Promise<number> {
+    return unwrap<{ size: number }>(await this.stub.status(this.repository)).size;
+  }
+
+  async append(body: ReadableStream<Uint8Array> | null, range: { start: number; end: number } | null): Promise<number> {
+    return unwrap<{ size: number }>(await this.stub.append(this.repository, body, range)).size;
+  }
+
+  async complete(digest: Digest, body: ReadableStream<Uint8Array> | null): Promise<{ digest: Digest; size: number }> {
+    return unwrap<{ digest: Digest; size: number }>(await this.stub.complete(this.repository, digest, body));
+  }
+
+  async cancel(): Promise<void> {
+    if (!(await this.stub.cancel(this.repository))) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", "no such upload in this repository");
+  }
+}
+
+function unwrap<T>(result: SessionResult<T>): T {
+  if (result.ok) return result;
+  // Range errors tell the client where the upload really ends.
+  const headers: Record<string, string> = result.size === undefined ? {} : { Range: uploadRange(result.size) };
+  throw new RegistryError(result.code, result.detail, { headers });
+}
