@@ -4,6 +4,7 @@ import { parseAlgorithm, parseDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { isRepositoryName } from "../oci/names";
 import { parseContentRange } from "../oci/range";
+import type { ChunkBounds } from "../storage/upload-session";
 import { blobLocation, repositoryOf, uploadHeaders } from "./http";
 
 /**
@@ -45,9 +46,7 @@ uploads.get(SESSION, async (c) => {
 
 uploads.patch(SESSION, async (c) => {
   const upload = c.var.storage.uploads.open(repositoryOf(c), c.req.param("id"));
-  const contentRange = c.req.header("Content-Range");
-  const range = contentRange === undefined ? null : parseContentRange(contentRange);
-  const size = await upload.append(c.req.raw.body, range);
+  const size = await upload.append(c.req.raw.body, chunkBounds(c.req.header("Content-Range"), c.req.header("Content-Length")));
   return c.body(null, 202, uploadHeaders(upload.repository, upload.id, size));
 });
 
@@ -68,3 +67,16 @@ uploads.delete(SESSION, async (c) => {
   await upload.cancel();
   return c.body(null, 204);
 });
+
+/** What a PATCH's headers promise about its body; contradicting headers are refused before any byte is read. */
+function chunkBounds(contentRange: string | undefined, contentLength: string | undefined): ChunkBounds {
+  const length = contentLength === undefined ? undefined : Number(contentLength);
+  if (length !== undefined && !Number.isSafeInteger(length)) throw new RegistryError("SIZE_INVALID", `invalid Content-Length "${contentLength}"`);
+  if (contentRange === undefined) return length === undefined ? {} : { length };
+  const range = parseContentRange(contentRange);
+  const rangeLength = range.end - range.start + 1;
+  if (length !== undefined && length !== rangeLength) {
+    throw new RegistryError("SIZE_INVALID", `Content-Range ${contentRange} is ${rangeLength} bytes but Content-Length is ${length}`);
+  }
+  return { start: range.start, length: rangeLength };
+}

@@ -23,6 +23,12 @@ type SessionRow = {
   digest: Digest | null;
 };
 
+/** What a chunk's headers say of it: where it starts (Content-Range) and how long it is. */
+export interface ChunkBounds {
+  start?: number;
+  length?: number;
+}
+
 interface Part {
   partNumber: number;
   etag: string;
@@ -91,23 +97,22 @@ export class UploadSession extends DurableObject<Env> {
     return session ? { ok: true, size: session.size } : unknownUpload();
   }
 
-  /** PATCH: appends a chunk, which must start where the upload ends when a range is given. */
-  async append(
-    repository: RepositoryName,
-    body: ReadableStream<Uint8Array> | null,
-    range: { start: number; end: number } | null,
-  ): Promise<SessionResult<{ size: number }>> {
+  /**
+   * PATCH: appends a chunk. A chunk that says where it starts must start where
+   * the upload ends; one that says its length must bring exactly that many bytes.
+   */
+  async append(repository: RepositoryName, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<SessionResult<{ size: number }>> {
     const session = this.#session(repository);
     if (!session) return unknownUpload();
     if (this.#busy) return busy(session.size);
-    if (range && range.start !== session.size) {
-      return { ok: false, code: "RANGE_INVALID", detail: `chunk starts at ${range.start} but the upload has ${session.size} bytes`, size: session.size };
+    if (chunk.start !== undefined && chunk.start !== session.size) {
+      return { ok: false, code: "RANGE_INVALID", detail: `chunk starts at ${chunk.start} but the upload has ${session.size} bytes`, size: session.size };
     }
     this.#busy = true;
     try {
       const written = await this.#write(session, body);
-      if (range && written.received !== range.end - range.start + 1) {
-        return { ok: false, code: "SIZE_INVALID", detail: `Content-Range announced ${range.end - range.start + 1} bytes, the body had ${written.received}`, size: session.size };
+      if (chunk.length !== undefined && written.received !== chunk.length) {
+        return { ok: false, code: "SIZE_INVALID", detail: `the chunk announced ${chunk.length} bytes and brought ${written.received}`, size: session.size };
       }
       this.#commit(session, written);
       return { ok: true, size: session.size + written.received };

@@ -2,7 +2,7 @@ import type { Algorithm, Digest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import type { RepositoryName } from "../oci/names";
 import { uploadRange } from "../oci/range";
-import type { SessionResult, UploadSession } from "./upload-session";
+import type { ChunkBounds, SessionResult, UploadSession } from "./upload-session";
 
 /** An upload session's id: the hex id of its Durable Object. */
 const UPLOAD_ID = /^[0-9a-f]{64}$/;
@@ -41,8 +41,8 @@ export class Upload {
     return unwrap<{ size: number }>(await this.stub.status(this.repository)).size;
   }
 
-  async append(body: ReadableStream<Uint8Array> | null, range: { start: number; end: number } | null): Promise<number> {
-    return unwrap<{ size: number }>(await this.stub.append(this.repository, body, range)).size;
+  async append(body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<number> {
+    return unwrap<{ size: number }>(await this.stub.append(this.repository, body, chunk)).size;
   }
 
   async complete(digest: Digest, body: ReadableStream<Uint8Array> | null): Promise<{ digest: Digest; size: number }> {

@@ -1,0 +1,93 @@
+import { SELF } from "cloudflare:test";
+import { expect } from "vitest";
+
+/** Requests go to the Worker's default export, as a client's would. */
+export const BASE = "http://registry.test";
+
+export function fetchRegistry(path: string, init?: RequestInit): Promise<Response> {
+  return SELF.fetch(path.startsWith("http") ? path : `${BASE}${path}`, init);
+}
+
+let counter = 0;
+/** A repository name no other test uses. */
+export function uniqueRepo(prefix = "test"): string {
+  return `${prefix}/r${Date.now().toString(36)}${(counter++).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}
+
+export function randomBytes(length: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(length);
+  for (let offset = 0; offset < length; offset += 65536) crypto.getRandomValues(bytes.subarray(offset, Math.min(offset + 65536, length)));
+  return bytes;
+}
+
+export async function digestOf(bytes: Uint8Array<ArrayBuffer>, algorithm: "sha256" | "sha512" = "sha256"): Promise<string> {
+  const hash = await crypto.subtle.digest(algorithm === "sha256" ? "SHA-256" : "SHA-512", bytes);
+  return `${algorithm}:${Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+export function json(value: unknown): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(new TextEncoder().encode(JSON.stringify(value)));
+}
+
+/** POST to open an upload; returns its Location. */
+export async function openUpload(repo: string, query = ""): Promise<string> {
+  const response = await fetchRegistry(`/v2/${repo}/blobs/uploads/${query}`, { method: "POST" });
+  expect(response.status).toBe(202);
+  return response.headers.get("Location")!;
+}
+
+/** Pushes a blob the way docker and podman do: POST, one PATCH, then PUT ?digest= with no body. */
+export async function pushBlob(repo: string, bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = await digestOf(bytes);
+  const location = await openUpload(repo);
+  const patched = await fetchRegistry(location, { method: "PATCH", body: bytes });
+  expect(patched.status).toBe(202);
+  const put = await fetchRegistry(withDigest(patched.headers.get("Location")!, digest), { method: "PUT" });
+  expect(put.status).toBe(201);
+  return digest;
+}
+
+export function withDigest(location: string, digest: string): string {
+  return `${location}${location.includes("?") ? "&" : "?"}digest=${encodeURIComponent(digest)}`;
+}
+
+export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+export const OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
+export const OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip";
+export const OCI_EMPTY = "application/vnd.oci.empty.v1+json";
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  [field: string]: unknown;
+}
+
+export async function descriptorOf(bytes: Uint8Array<ArrayBuffer>, mediaType: string): Promise<Descriptor> {
+  return { mediaType, digest: await digestOf(bytes), size: bytes.length };
+}
+
+/** Pushes a config and layers, and returns an OCI image manifest that references them. */
+export async function pushImage(repo: string, layers = 1, extra: Record<string, unknown> = {}): Promise<{ manifest: Record<string, unknown>; bytes: Uint8Array<ArrayBuffer> }> {
+  const config = json({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } });
+  await pushBlob(repo, config);
+  const layerDescriptors: Descriptor[] = [];
+  for (let i = 0; i < layers; i++) {
+    const layer = randomBytes(1000 + i);
+    await pushBlob(repo, layer);
+    layerDescriptors.push(await descriptorOf(layer, OCI_LAYER));
+  }
+  const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: await descriptorOf(config, OCI_CONFIG), layers: layerDescriptors, ...extra };
+  return { manifest, bytes: json(manifest) };
+}
+
+export async function putManifest(repo: string, reference: string, bytes: Uint8Array<ArrayBuffer>, contentType = OCI_MANIFEST): Promise<Response> {
+  return fetchRegistry(`/v2/${repo}/manifests/${reference}`, { method: "PUT", headers: { "Content-Type": contentType }, body: bytes });
+}
+
+/** Reads the spec's error body and returns its first code. */
+export async function errorCode(response: Response): Promise<string | undefined> {
+  const body = (await response.json()) as { errors?: { code: string }[] };
+  return body.errors?.[0]?.code;
+}

@@ -1,0 +1,102 @@
+import { describe, expect, it } from "vitest";
+import { digestOf, errorCode, fetchRegistry, pushBlob, randomBytes, uniqueRepo } from "./client";
+
+describe("end-2 GET /v2/<name>/blobs/<digest>", () => {
+  it("serves the bytes with explicit type, length, digest and range support", async () => {
+    const repo = uniqueRepo();
+    const bytes = randomBytes(5000);
+    const digest = await pushBlob(repo, bytes);
+    const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Content-Type")).toBe("application/octet-stream");
+    expect(response.headers.get("Content-Length")).toBe("5000");
+    expect(response.headers.get("Docker-Content-Digest")).toBe(digest);
+    expect(response.headers.get("Accept-Ranges")).toBe("bytes");
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes);
+  });
+
+  it("answers HEAD with the headers and no body", async () => {
+    const repo = uniqueRepo();
+    const digest = await pushBlob(repo, randomBytes(777));
+    const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "HEAD" });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Content-Length")).toBe("777");
+    expect(response.headers.get("Docker-Content-Digest")).toBe(digest);
+    expect(await response.text()).toBe("");
+  });
+
+  it("serves a zero-byte blob", async () => {
+    const repo = uniqueRepo();
+    const digest = await pushBlob(repo, new Uint8Array(0));
+    const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Content-Length")).toBe("0");
+    expect((await response.arrayBuffer()).byteLength).toBe(0);
+  });
+
+  it("is 404 BLOB_UNKNOWN in a repository that does not hold the blob", async () => {
+    const digest = await pushBlob(uniqueRepo(), randomBytes(10));
+    const response = await fetchRegistry(`/v2/${uniqueRepo()}/blobs/${digest}`);
+    expect(response.status).toBe(404);
+    expect(await errorCode(response)).toBe("BLOB_UNKNOWN");
+    const head = await fetchRegistry(`/v2/${uniqueRepo()}/blobs/${digest}`, { method: "HEAD" });
+    expect(head.status).toBe(404);
+  });
+
+  describe("Range", () => {
+    const cases: [string, number, number][] = [
+      ["bytes=0-9", 0, 10],
+      ["bytes=100-", 100, 900],
+      ["bytes=-50", 950, 50],
+      ["bytes=990-5000", 990, 10],
+      ["bytes=-5000", 0, 1000],
+    ];
+    it.each(cases)("%s answers 206 with the slice", async (range, offset, length) => {
+      const repo = uniqueRepo();
+      const bytes = randomBytes(1000);
+      const digest = await pushBlob(repo, bytes);
+      const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { headers: { Range: range } });
+      expect(response.status).toBe(206);
+      expect(response.headers.get("Content-Length")).toBe(String(length));
+      expect(response.headers.get("Content-Range")).toBe(`bytes ${offset}-${offset + length - 1}/1000`);
+      expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes.subarray(offset, offset + length));
+    });
+
+    it.each(["bytes=1000-", "bytes=5000-6000", "bytes=-0"])("%s is unsatisfiable: 416 with the size", async (range) => {
+      const repo = uniqueRepo();
+      const digest = await pushBlob(repo, randomBytes(1000));
+      const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { headers: { Range: range } });
+      expect(response.status).toBe(416);
+      expect(response.headers.get("Content-Range")).toBe("bytes */1000");
+    });
+
+    it("ignores a multi-range request and serves the whole blob", async () => {
+      const repo = uniqueRepo();
+      const digest = await pushBlob(repo, randomBytes(100));
+      const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { headers: { Range: "bytes=0-1,5-6" } });
+      expect(response.status).toBe(200);
+      expect(response.headers.get("Content-Length")).toBe("100");
+    });
+  });
+});
+
+describe("end-10 DELETE /v2/<name>/blobs/<digest>", () => {
+  it("unlinks the blob from one repository and keeps it in the others", async () => {
+    const [a, b] = [uniqueRepo(), uniqueRepo()];
+    const bytes = randomBytes(300);
+    const digest = await pushBlob(a, bytes);
+    await pushBlob(b, bytes);
+    const deleted = await fetchRegistry(`/v2/${a}/blobs/${digest}`, { method: "DELETE" });
+    expect(deleted.status).toBe(202);
+    expect((await fetchRegistry(`/v2/${a}/blobs/${digest}`)).status).toBe(404);
+    const kept = await fetchRegistry(`/v2/${b}/blobs/${digest}`);
+    expect(kept.status).toBe(200);
+    expect(await digestOf(new Uint8Array(await kept.arrayBuffer()))).toBe(digest);
+  });
+
+  it("is 404 BLOB_UNKNOWN for a blob the repository does not hold", async () => {
+    const response = await fetchRegistry(`/v2/${uniqueRepo()}/blobs/sha256:${"0".repeat(64)}`, { method: "DELETE" });
+    expect(response.status).toBe(404);
+    expect(await errorCode(response)).toBe("BLOB_UNKNOWN");
+  });
+});
