@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { digestOf, fetchRegistry, json, OCI_INDEX, OCI_MANIFEST, pushBlob, pushImage, putManifest, uniqueRepo } from "./client";
+
+interface Index {
+  schemaVersion: number;
+  mediaType: string;
+  manifests: { mediaType: string; digest: string; size: number; artifactType?: string; annotations?: Record<string, string> }[];
+}
+
+/** Pushes an image and `count` referrers to it, alternating two artifact types. */
+async function subjectWithReferrers(count: number) {
+  const repo = uniqueRepo();
+  const image = await pushImage(repo);
+  const subject = await digestOf(image.bytes);
+  await putManifest(repo, subject, image.bytes);
+  const empty = json({});
+  await pushBlob(repo, empty);
+  const referrers: { digest: string; size: number; artifactType: string; annotations: Record<string, string> }[] = [];
+  for (let i = 0; i < count; i++) {
+    const artifactType = i % 2 === 0 ? "application/vnd.example.sbom" : "application/vnd.example.signature";
+    const annotations = { "org.example.index": String(i) };
+    const bytes = json({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      artifactType,
+      config: { mediaType: "application/vnd.oci.empty.v1+json", digest: await digestOf(empty), size: 2 },
+      layers: [],
+      subject: { mediaType: OCI_MANIFEST, digest: subject, size: image.bytes.length },
+      annotations,
+    });
+    const digest = await digestOf(bytes);
+    expect((await putManifest(repo, digest, bytes)).status).toBe(201);
+    referrers.push({ digest, size: bytes.length, artifactType, annotations });
+  }
+  referrers.sort((a, b) => (a.digest < b.digest ? -1 : 1));
+  return { repo, subject, referrers };
+}
+
+async function referrersOf(repo: string, subject: string, query = ""): Promise<{ response: Response; index: Index }> {
+  const response = await fetchRegistry(`/v2/${repo}/referrers/${subject}${query}`);
+  return { response, index: (await response.clone().json()) as Index };
+}
+
+describe("end-12a GET /v2/<name>/referrers/<digest>", () => {
+  it("lists the referrers as an image index of descriptors with artifactType and annotations", async () => {
+    const { repo, subject, referrers } = await subjectWithReferrers(3);
+    const { response, index } = await referrersOf(repo, subject);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Content-Type")).toBe(OCI_INDEX);
+    expect(index.schemaVersion).toBe(2);
+    expect(index.mediaType).toBe(OCI_INDEX);
+    expect(index.manifests).toEqual(referrers.map((r) => ({ mediaType: OCI_MANIFEST, ...r })));
+  });
+
+  it("reports an image manifest's config media type when it has no artifactType", async () => {
+    const repo = uniqueRepo();
+    const subject = `sha256:${"1".repeat(64)}`;
+    const { manifest } = await pushImage(repo);
+    const bytes = json({ ...manifest, subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 } });
+    await putManifest(repo, await digestOf(bytes), bytes);
+    const { index } = await referrersOf(repo, subject);
+    expect(index.manifests[0]!.artifactType).toBe("application/vnd.oci.image.config.v1+json");
+  });
+
+  it("answers an empty index for a digest nothing refers to", async () => {
+    const { response, index } = await referrersOf(uniqueRepo(), `sha256:${"2".repeat(64)}`);
+    expect(response.status).toBe(200);
+    expect(index).toEqual({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] });
+  });
+
+  it("pages with n and a Link that walks every referrer once", async () => {
+    const { repo, subject, referrers } = await subjectWithReferrers(5);
+    const seen: string[] = [];
+    let next: string | null = `/v2/${repo}/referrers/${subject}?n=2`;
+    let pages = 0;
+    while (next) {
+      const response = await fetchRegistry(next);
+      seen.push(...((await response.json()) as Index).manifests.map((m) => m.digest));
+      next = response.headers.get("Link")?.match(/^<([^>]+)>; rel="next"$/)?.[1] ?? null;
+      pages++;
+    }
+    expect(pages).toBe(3);
+    expect(seen).toEqual(referrers.map((r) => r.digest));
+  });
+});
+
+describe("end-12b GET /v2/<name>/referrers/<digest>?artifactType=", () => {
+  it("filters by artifact type and says so in OCI-Filters-Applied", async () => {
+    const { repo, subject, referrers } = await subjectWithReferrers(4);
+    const { response, index } = await referrersOf(repo, subject, "?artifactType=application/vnd.example.signature");
+    expect(response.headers.get("OCI-Filters-Applied")).toBe("artifactType");
+    expect(index.manifests.map((m) => m.digest)).toEqual(referrers.filter((r) => r.artifactType === "application/vnd.example.signature").map((r) => r.digest));
+  });
+
+  it("keeps the filter in the Link to the next page", async () => {
+    const { repo, subject } = await subjectWithReferrers(6);
+    const { response } = await referrersOf(repo, subject, "?artifactType=application/vnd.example.sbom&n=1");
+    expect(response.headers.get("Link")).toMatch(/artifactType=application%2Fvnd\.example\.sbom/);
+  });
+});
