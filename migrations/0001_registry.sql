@@ -1,6 +1,6 @@
 -- The registry's index. R2 holds bytes; these tables say which bytes exist and
 -- who holds them. Every request path reads a handful of rows through a primary
--- key or an index (see the EXPLAIN QUERY PLAN test in test/schema.test.ts).
+-- key or an index, so a page deep in a listing costs what the first page does.
 
 -- Every repository that has ever received content, for the catalog (and later
 -- for per-namespace quotas and grants).

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { parseDigest, type Digest } from "./digest";
 import { RegistryError } from "./errors";
 import { essence, isNonDistributable, MEDIA_TYPE_GRAMMAR, MEDIA_TYPES, type ManifestMediaType } from "./media-types";
