@@ -114,7 +114,7 @@ export class UploadSession extends DurableObject<Env> {
       if (chunk.length !== undefined && written.received !== chunk.length) {
         return { ok: false, code: "SIZE_INVALID", detail: `the chunk announced ${chunk.length} bytes and brought ${written.received}`, size: session.size };
       }
-      this.#commit(session, written);
+      if (!this.#commit(written)) return unknownUpload();
       return { ok: true, size: session.size + written.received };
     } finally {
       this.#busy = false;
@@ -230,9 +230,17 @@ export class UploadSession extends DurableObject<Env> {
     return upload;
   }
 
-  #commit(session: SessionRow, written: Written): void {
-    if (written.received === 0) return;
-    this.ctx.storage.transactionSync(() => {
+  /** Records a chunk; false when the session was cancelled while the chunk streamed. */
+  #commit(written: Written): boolean {
+    if (written.received === 0) return true;
+    return this.ctx.storage.transactionSync(() => {
+      const updated = this.#sql.exec(
+        "UPDATE session SET size = size + ?, part_count = part_count + ?, digest = ? WHERE id = 1",
+        written.received,
+        written.parts.length,
+        written.digest,
+      );
+      if (updated.rowsWritten === 0) return false;
       for (const part of written.parts) {
         this.#sql.exec("INSERT OR REPLACE INTO parts (number, etag) VALUES (?, ?)", part.partNumber, part.etag);
       }
@@ -240,12 +248,7 @@ export class UploadSession extends DurableObject<Env> {
       for (let offset = 0, seq = 0; offset < written.tail.length; offset += TAIL_ROW_BYTES, seq++) {
         this.#sql.exec("INSERT INTO tail (seq, bytes) VALUES (?, ?)", seq, written.tail.slice(offset, offset + TAIL_ROW_BYTES));
       }
-      this.#sql.exec(
-        "UPDATE session SET size = size + ?, part_count = part_count + ?, digest = ? WHERE id = 1",
-        written.received,
-        written.parts.length,
-        written.digest,
-      );
+      return true;
     });
   }
 

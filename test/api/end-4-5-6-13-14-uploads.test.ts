@@ -296,6 +296,27 @@ describe("end-14 DELETE <location>", () => {
     expect(await errorCode(status)).toBe("BLOB_UPLOAD_UNKNOWN");
     expect((await fetchRegistry(location, { method: "DELETE" })).status).toBe(404);
   });
+
+  it("wins over a chunk that is still streaming: the chunk is refused and nothing remains", async () => {
+    const location = await openUpload(uniqueRepo());
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(randomBytes(1000));
+        await gate;
+        controller.close();
+      },
+    });
+    const streaming = patch(location, slow);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await fetchRegistry(location, { method: "DELETE" })).status).toBe(204);
+    release();
+    const refused = await streaming;
+    expect(refused.status).toBe(404);
+    expect(await errorCode(refused)).toBe("BLOB_UPLOAD_UNKNOWN");
+    expect((await fetchRegistry(location)).status).toBe(404);
+  });
 });
 
 describe("an interrupted upload", () => {
