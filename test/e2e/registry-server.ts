@@ -1,0 +1,101 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import type { TestProject } from "vitest/node";
+
+declare module "vitest" {
+  interface ProvidedContext {
+    /** host:port of the registry under test, as image references spell it (127.0.0.1:PORT). */
+    registry: string;
+  }
+}
+
+const STARTUP_TIMEOUT_MS = 120_000;
+const STOP_TIMEOUT_MS = 10_000;
+/** Enough of the server's output to explain a failed start. */
+const OUTPUT_TAIL_CHARS = 20_000;
+
+/**
+ * Starts the registry the way `npm start` does (D1 migrations, then `wrangler dev`) over a
+ * fresh state directory, once for the whole e2e run, and stops it afterwards.
+ */
+export default async function setup({ provide, config }: TestProject): Promise<() => Promise<void>> {
+  const port = await freePort();
+  const state = await mkdtemp(join(tmpdir(), "e2e-registry-state-"));
+  const server = spawn("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1"], {
+    cwd: config.root,
+    env: { ...process.env, REGISTRY_STATE: state, WRANGLER_SEND_METRICS: "false" },
+    // Its own process group: npm, the shell, wrangler and workerd all stop together.
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const collect = (chunk: Uint8Array) => {
+    output = (output + new TextDecoder().decode(chunk)).slice(-OUTPUT_TAIL_CHARS);
+  };
+  server.stdout?.on("data", collect);
+  server.stderr?.on("data", collect);
+
+  const stop = async () => {
+    await stopGroup(server);
+    await rm(state, { recursive: true, force: true });
+  };
+  try {
+    await waitUntilReady(`http://127.0.0.1:${port}/v2/`, server, () => output);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  provide("registry", `127.0.0.1:${port}`);
+  return stop;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.on("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      probe.close(() => (port ? resolve(port) : reject(new Error("no port assigned"))));
+    });
+  });
+}
+
+/** Polls the base endpoint until it answers 200; fails early, with the output, if the server exits. */
+async function waitUntilReady(url: string, server: ChildProcess, output: () => string): Promise<void> {
+  let exited: string | undefined;
+  server.once("exit", (code, signal) => (exited = `exited with ${signal ?? `code ${code}`}`));
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`the registry ${exited} before it was ready:\n${output()}`);
+    try {
+      if ((await fetch(url)).status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`GET ${url} did not answer 200 within ${STARTUP_TIMEOUT_MS / 1000} s:\n${output()}`);
+}
+
+/** SIGTERM to the whole group, time to exit cleanly (wrangler removes its temp files), then SIGKILL. */
+async function stopGroup(server: ChildProcess): Promise<void> {
+  if (server.pid === undefined) return;
+  const group = -server.pid;
+  const signal = (name: string | number): boolean => {
+    try {
+      return process.kill(group, name);
+    } catch {
+      return false; // Nothing left in the group.
+    }
+  };
+  signal("SIGTERM");
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  // Signal 0 only asks whether any process of the group is left.
+  while (signal(0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  signal("SIGKILL");
+}
