@@ -19,8 +19,6 @@ type SessionRow = {
   multipart_id: string | null;
   size: number;
   part_count: number;
-  /** Digest of every byte received, known while they all arrived in one request from offset 0. */
-  digest: Digest | null;
 };
 
 /** What a chunk's headers say of it: where it starts (Content-Range) and how long it is. */
@@ -38,8 +36,14 @@ interface Written {
   parts: Part[];
   tail: Uint8Array;
   received: number;
-  /** Set when the bytes were hashed from offset 0: the digest of the whole upload so far. */
-  digest: Digest | null;
+  /** The running hash, now covering every byte of the upload, when one was carried. */
+  hash: RunningHash | null;
+}
+
+/** A hash of the upload's first `through` bytes, still open for more. */
+interface RunningHash {
+  hasher: Hasher;
+  through: number;
 }
 
 // Tail bytes are kept in rows of this size (a Durable Object row holds at most 2 MB).
@@ -54,7 +58,6 @@ const SCHEMA = `
     multipart_id TEXT,
     size INTEGER NOT NULL,
     part_count INTEGER NOT NULL,
-    digest TEXT,
     created_at INTEGER NOT NULL
   );
   CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL);
@@ -68,9 +71,15 @@ const SCHEMA = `
  * commits its parts, tail and size in one transaction when it ends, so one
  * that fails midway leaves the session exactly as it found it. Digests are
  * verified before the blob is registered in D1, which is what makes it visible.
+ *
+ * The digest is computed as bytes stream in, and the running hash stays in
+ * memory between requests while the object lives. It is trusted only while it
+ * covers exactly the committed bytes; when the object was evicted or a request
+ * failed, completion hashes the assembled object instead.
  */
 export class UploadSession extends DurableObject<Env> {
   #busy = false;
+  #hash: RunningHash | null = null;
   readonly #sql: SqlStorage;
   readonly #blobs: BlobStore;
 
@@ -115,6 +124,7 @@ export class UploadSession extends DurableObject<Env> {
         return { ok: false, code: "SIZE_INVALID", detail: `the chunk announced ${chunk.length} bytes and brought ${written.received}`, size: session.size };
       }
       if (!this.#commit(written)) return unknownUpload();
+      this.#hash = written.hash;
       return { ok: true, size: session.size + written.received };
     } finally {
       this.#busy = false;
@@ -135,9 +145,8 @@ export class UploadSession extends DurableObject<Env> {
       const written = await this.#write(session, body);
       const parts = [...this.#parts(), ...written.parts];
       const size = session.size + written.received;
-      const whole = written.received > 0 ? written.digest : session.digest;
       // The digest computed while streaming settles it when its algorithm is the one asked for.
-      const known = whole && algorithmOf(whole) === algorithmOf(digest) ? whole : null;
+      const known = written.hash && written.hash.hasher.algorithm === algorithmOf(digest) ? await written.hash.hasher.digest() : null;
       if (known && known !== digest) return this.#reject(session, digest, known);
 
       if (parts.length === 0) {
@@ -152,7 +161,7 @@ export class UploadSession extends DurableObject<Env> {
         if (written.tail.length > 0) parts.push(await upload.uploadPart(parts.length + 1, written.tail));
         await upload.complete(parts);
         if (!known) {
-          // Bytes from several requests: no hash state survives between them, so read the assembled object once.
+          // No running hash survived (eviction, a failed request): read the assembled object once.
           const object = await this.env.BLOBS.get(session.object_key);
           const actual = object ? await digestStream(algorithmOf(digest), object.body) : null;
           if (actual !== digest) {
@@ -207,17 +216,25 @@ export class UploadSession extends DurableObject<Env> {
 
   /** Streams a request's bytes after the carried tail into parts; commits nothing. */
   async #write(session: SessionRow, body: ReadableStream<Uint8Array> | null): Promise<Written> {
-    // Only bytes hashed from offset 0 give the upload's digest; later chunks are checked at completion.
-    const hasher = session.size === 0 ? new Hasher(session.algorithm) : null;
+    // Taken, not shared: only a commit hands the hash back, so a failed request leaves none behind.
+    const hash = session.size === 0 ? { hasher: new Hasher(session.algorithm), through: 0 } : this.#hash?.through === session.size ? this.#hash : null;
+    this.#hash = null;
+    const carried = session.size === 0 ? new Uint8Array() : this.#tail();
+    // The carried bytes were hashed when they arrived: hash only what follows them.
+    let hashedAhead = carried.length;
+    const hashNew = async (bytes: Uint8Array) => {
+      await hash?.hasher.update(bytes.subarray(hashedAhead));
+      hashedAhead = 0;
+    };
     const parts: Part[] = [];
     let nextPart = session.part_count + 1;
-    const { tail, received } = await cutIntoParts(body, session.size === 0 ? new Uint8Array() : this.#tail(), async (part) => {
-      await hasher?.update(part);
+    const { tail, received } = await cutIntoParts(body, carried, async (part) => {
+      await hashNew(part);
       const upload = await this.#multipart(session);
       parts.push(await upload.uploadPart(nextPart++, part));
     });
-    await hasher?.update(tail);
-    return { parts, tail, received, digest: hasher ? await hasher.digest() : null };
+    await hashNew(tail);
+    return { parts, tail, received, hash: hash && { hasher: hash.hasher, through: session.size + received } };
   }
 
   /** The session's multipart upload, created when its first part is ready. */
@@ -234,12 +251,7 @@ export class UploadSession extends DurableObject<Env> {
   #commit(written: Written): boolean {
     if (written.received === 0) return true;
     return this.ctx.storage.transactionSync(() => {
-      const updated = this.#sql.exec(
-        "UPDATE session SET size = size + ?, part_count = part_count + ?, digest = ? WHERE id = 1",
-        written.received,
-        written.parts.length,
-        written.digest,
-      );
+      const updated = this.#sql.exec("UPDATE session SET size = size + ?, part_count = part_count + ? WHERE id = 1", written.received, written.parts.length);
       if (updated.rowsWritten === 0) return false;
       for (const part of written.parts) {
         this.#sql.exec("INSERT OR REPLACE INTO parts (number, etag) VALUES (?, ?)", part.partNumber, part.etag);

@@ -1,3 +1,4 @@
+import { env, evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { digestOf, errorCode, fetchRegistry, openUpload, pushBlob, randomBytes, uniqueRepo, withDigest } from "./client";
 
@@ -239,6 +240,24 @@ describe("end-6 PUT <location>?digest=", () => {
     expect((await fetchRegistry(`/v2/${repo}/blobs/${wrong}`, { method: "HEAD" })).status).toBe(404);
     expect((await fetchRegistry(`/v2/${repo}/blobs/${await digestOf(bytes)}`, { method: "HEAD" })).status).toBe(404);
     expect((await fetchRegistry(location)).status).toBe(404);
+  });
+
+  it.each([
+    ["accepts the right digest", true],
+    ["refuses a wrong digest", false],
+  ])("%s when the session was evicted between chunks (its running hash lost)", async (_, right) => {
+    const repo = uniqueRepo();
+    const bytes = randomBytes(11 * MiB);
+    const location = await patchInChunks(await openUpload(repo), bytes.slice(0, 6 * MiB), 6 * MiB);
+    const id = env.UPLOADS.idFromString(location.split("/").at(-1)!);
+    await evictDurableObject(env.UPLOADS.get(id));
+    const rest = await patch(location, bytes.slice(6 * MiB), { "Content-Range": `${6 * MiB}-${bytes.length - 1}` });
+    expect(rest.status).toBe(202);
+    const digest = right ? await digestOf(bytes) : await digestOf(randomBytes(11));
+    const put = await complete(location, digest);
+    expect(put.status).toBe(right ? 201 : 400);
+    if (right) await expectBlob(repo, digest, bytes);
+    else expect((await fetchRegistry(`/v2/${repo}/blobs/${await digestOf(bytes)}`, { method: "HEAD" })).status).toBe(404);
   });
 
   it("checks the digest of a sha512 PUT on a sha256 session by reading the bytes back", async () => {
