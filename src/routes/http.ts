@@ -5,8 +5,11 @@ import { RegistryError } from "../oci/errors";
 import { parseRepositoryName, type RepositoryName } from "../oci/names";
 import { uploadRange } from "../oci/range";
 
-/** The largest page of tags, referrers or repositories one response carries. */
-export const MAX_PAGE = 1000;
+/** The most tags or repositories one page carries: enough that most listings take one request. */
+export const MAX_NAMES_PAGE = 10_000;
+
+/** Referrer descriptors carry annotations, so their pages are smaller. */
+export const MAX_REFERRERS_PAGE = 1_000;
 
 export function repositoryOf(c: Context<AppEnv>): RepositoryName {
   return parseRepositoryName(c.req.param("name") ?? "");

@@ -3,7 +3,7 @@ import type { AppEnv } from "../app-env";
 import { parseDigest } from "../oci/digest";
 import { MEDIA_TYPES } from "../oci/media-types";
 import { nextLink, parsePageRequest } from "../oci/pagination";
-import { MAX_PAGE, repositoryOf } from "./http";
+import { MAX_REFERRERS_PAGE, repositoryOf } from "./http";
 
 /** end-12a/b: GET /v2/<name>/referrers/<digest>, always an image index, filtered by ?artifactType=. */
 export const referrers = new Hono<AppEnv>();
@@ -12,7 +12,7 @@ referrers.get("/:name{.+}/referrers/:digest", async (c) => {
   const repository = repositoryOf(c);
   const subject = parseDigest(c.req.param("digest"));
   const last = c.req.query("last");
-  const page = parsePageRequest(c.req.query("n"), last === undefined ? undefined : parseDigest(last), MAX_PAGE);
+  const page = parsePageRequest(c.req.query("n"), last === undefined ? undefined : parseDigest(last), MAX_REFERRERS_PAGE);
   const artifactType = c.req.query("artifactType");
   const { items, more } = await c.var.storage.referrers.list(repository, subject, page, artifactType);
   if (artifactType !== undefined) c.header("OCI-Filters-Applied", "artifactType");

@@ -3,7 +3,7 @@ import type { AppEnv } from "../app-env";
 import { RegistryError } from "../oci/errors";
 import { isTag } from "../oci/names";
 import { nextLink, parsePageRequest } from "../oci/pagination";
-import { MAX_PAGE, repositoryOf } from "./http";
+import { MAX_NAMES_PAGE, repositoryOf } from "./http";
 
 /** end-8a/b: GET /v2/<name>/tags/list, in lexical order, paged by `n` and `last`. */
 export const tags = new Hono<AppEnv>();
@@ -12,7 +12,7 @@ tags.get("/:name{.+}/tags/list", async (c) => {
   const repository = repositoryOf(c);
   const last = c.req.query("last");
   if (last !== undefined && last !== "" && !isTag(last)) throw new RegistryError("UNSUPPORTED", `last must be a tag, got "${last.slice(0, 200)}"`);
-  const page = parsePageRequest(c.req.query("n"), last, MAX_PAGE);
+  const page = parsePageRequest(c.req.query("n"), last, MAX_NAMES_PAGE);
   const { storage } = c.var;
   const { items, more } = await storage.tags.list(repository, page);
   // An empty first page is the one case where the repository may not exist at all.

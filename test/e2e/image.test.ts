@@ -163,12 +163,12 @@ describe("tags: skopeo list-tags lists every tag pushed to the repository", () =
     expect((await skopeo.listTags(`docker://${registry}/${repo}`)).Tags).toEqual(["latest", "v1", "v2"]);
   });
 
-  it("follows the Link header across pages: all 1,101 tags of a repository", async () => {
+  it("follows the Link header across pages: all 10,001 tags of a repository", async () => {
     const repo = uniqueRepo("many-tags");
     const digest = await buildahPush(`${registry}/${repo}:v1`);
     const manifest = await (await registryFetch(registry, `/v2/${repo}/manifests/v1`, { headers: { Accept: MEDIA_TYPES.ociManifest } })).arrayBuffer();
-    // More tags than one page holds (the registry serves at most 1000), added 100 per PUT with ?tag=.
-    const tags = Array.from({ length: 1100 }, (_, i) => `t${String(i).padStart(4, "0")}`);
+    // More tags than one page holds (the registry serves at most 10,000), added 100 per PUT with ?tag=.
+    const tags = Array.from({ length: 10_000 }, (_, i) => `t${String(i).padStart(5, "0")}`);
     for (let i = 0; i < tags.length; i += 100) {
       const query = tags.slice(i, i + 100).map((tag) => `tag=${tag}`).join("&");
       const put = await registryFetch(registry, `/v2/${repo}/manifests/${digest}?${query}`, {
