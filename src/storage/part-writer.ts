@@ -5,6 +5,9 @@
  */
 export const PART_SIZE = 8 * 1024 * 1024;
 
+// The first buffer starts this small and doubles, so a small blob never costs a whole part.
+const FIRST_BUFFER = 64 * 1024;
+
 export interface CutResult {
   /** Bytes after the last full part: carried to the next request, or the last part. */
   tail: Uint8Array;
@@ -14,40 +17,50 @@ export interface CutResult {
 
 /**
  * Streams `source`, prefixed by `carried`, into full parts of PART_SIZE handed
- * to `writePart` in order. One part uploads while the next fills, so at most
- * two parts are held in memory whatever the chunk sizes.
+ * to `writePart` in order. One part uploads while the next fills, in two
+ * buffers used in turn, so memory stays at two parts whatever the blob's size
+ * and however late the garbage collector runs. `writePart` must be done with
+ * its bytes when its promise settles: the buffer is refilled after that.
  */
 export async function cutIntoParts(
   source: ReadableStream<Uint8Array> | null,
   carried: Uint8Array,
   writePart: (part: Uint8Array) => Promise<void>,
 ): Promise<CutResult> {
-  let buffer = new Uint8Array(PART_SIZE);
+  let buffer: Uint8Array = new Uint8Array(Math.max(FIRST_BUFFER, carried.length));
   buffer.set(carried);
   let filled = carried.length;
+  let spare: Uint8Array | undefined;
   let received = 0;
   let inFlight: Promise<void> = Promise.resolve();
-  // Surface a failed upload at the next await without an unhandled rejection meanwhile.
-  inFlight.catch(() => {});
-  if (source) {
-    for await (const chunk of source) {
-      received += chunk.length;
-      for (let offset = 0; offset < chunk.length; ) {
-        const take = Math.min(PART_SIZE - filled, chunk.length - offset);
-        buffer.set(chunk.subarray(offset, offset + take), filled);
-        filled += take;
-        offset += take;
-        if (filled === PART_SIZE) {
-          await inFlight;
-          const part = buffer;
-          inFlight = writePart(part);
-          inFlight.catch(() => {});
-          buffer = new Uint8Array(PART_SIZE);
-          filled = 0;
-        }
+  for await (const chunk of source ?? []) {
+    received += chunk.length;
+    for (let offset = 0; offset < chunk.length; ) {
+      if (filled === buffer.length) buffer = grow(buffer);
+      const take = Math.min(buffer.length - filled, chunk.length - offset);
+      buffer.set(chunk.subarray(offset, offset + take), filled);
+      filled += take;
+      offset += take;
+      if (filled === PART_SIZE) {
+        // The spare buffer's upload must finish before the spare is refilled.
+        await inFlight;
+        const part = buffer;
+        inFlight = writePart(part);
+        // Surface a failed upload at the next await without an unhandled rejection meanwhile.
+        inFlight.catch(() => {});
+        buffer = spare ?? new Uint8Array(PART_SIZE);
+        spare = part;
+        filled = 0;
       }
     }
   }
   await inFlight;
   return { tail: buffer.subarray(0, filled), received };
+}
+
+/** A buffer twice as large (at most a part) holding the same bytes. */
+function grow(buffer: Uint8Array): Uint8Array {
+  const larger = new Uint8Array(Math.min(PART_SIZE, buffer.length * 2));
+  larger.set(buffer);
+  return larger;
 }
