@@ -1,0 +1,69 @@
+/**
+ * Settings: full-run defaults, quick-run (smoke) defaults, each overridable by
+ * an environment variable BENCH_<NAME> or a flag --<name> <value> (flags win).
+ */
+
+// name: [full, quick, what it is]
+const SETTINGS = {
+  rounds: [5, 2, "rounds per workload; each round runs ours then distribution"],
+  smallBlobs: [200, 24, "64 KiB blobs pushed per round (concurrency 8)"],
+  smallBlobKib: [64, 64, "size of a small blob, KiB"],
+  pullBlobs: [100, 16, "distinct small blobs pulled from"],
+  pullRequests: [2000, 200, "small-blob GETs per round (concurrency 16)"],
+  bigMib: [256, 16, "size of the big blob, MiB"],
+  chunkMib: [8, 4, "chunk size of the chunked big push, MiB"],
+  memoryMib: [1024, 64, "size of the streamed upload whose peak memory is measured, MiB"],
+  manifestRequests: [3000, 300, "manifest GETs (and as many HEADs) per round (concurrency 32)"],
+  manifestPuts: [500, 50, "manifest PUTs per round (concurrency 8)"],
+  tags: [10000, 500, "tags in the tag-listing repository"],
+  referrers: [1000, 250, "referrers of the referrers subject"],
+  pageRepeats: [30, 10, "sequential requests per round for a first or deep page"],
+  walks: [3, 2, "all-pages walks per round"],
+  setupConcurrency: [8, 8, "concurrency of the untimed setup pushes"],
+};
+
+const FLAGS_WITHOUT_VALUE = new Set(["quick", "no-bundle", "help"]);
+
+function parseArgs(argv) {
+  const flags = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith("--")) throw new Error(`unexpected argument ${arg}`);
+    const [name, inline] = arg.slice(2).split("=", 2);
+    if (FLAGS_WITHOUT_VALUE.has(name)) flags[name] = inline ?? "1";
+    else flags[name] = inline ?? argv[++i];
+  }
+  return flags;
+}
+
+const envName = (name) => `BENCH_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+const flagName = (name) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const truthy = (value) => value !== undefined && value !== "" && value !== "0" && value !== "false";
+
+export function usage() {
+  const lines = ["npm run bench -- [--quick] [--rounds N] [--only id,id] [--report FILE] [--no-bundle] [--<setting> N]", "", "settings (full / quick default; env BENCH_<NAME>):"];
+  for (const [name, [full, quick, what]] of Object.entries(SETTINGS)) lines.push(`  --${flagName(name)} (${envName(name)})  ${full} / ${quick}  ${what}`);
+  lines.push("", "BENCH_QUICK=1 or --quick: small sizes that still run every workload.");
+  lines.push("BENCH_ONLY / --only: comma-separated workload ids to run (default all).");
+  lines.push("BENCH_REPORT / --report: also write the results as Markdown to FILE.");
+  return lines.join("\n");
+}
+
+export function loadConfig(argv = process.argv.slice(2), env = process.env) {
+  const flags = parseArgs(argv);
+  const quick = truthy(flags.quick ?? env.BENCH_QUICK);
+  const config = { quick, help: truthy(flags.help) };
+  for (const [name, [full, quickValue]] of Object.entries(SETTINGS)) {
+    const raw = flags[flagName(name)] ?? env[envName(name)];
+    const value = raw === undefined ? (quick ? quickValue : full) : Number(raw);
+    if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`);
+    config[name] = value;
+  }
+  // The deep-page workloads ask for n=100 after the entry 101 from the end, and the first page must have a next.
+  for (const name of ["tags", "referrers"]) if (config[name] < 201) throw new Error(`${name} must be at least 201 for the paging workloads`);
+  const only = flags.only ?? env.BENCH_ONLY;
+  config.only = only ? new Set(only.split(",").map((s) => s.trim()).filter(Boolean)) : null;
+  config.report = flags.report ?? env.BENCH_REPORT ?? null;
+  config.bundle = !truthy(flags["no-bundle"] ?? env.BENCH_NO_BUNDLE);
+  return config;
+}
