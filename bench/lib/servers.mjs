@@ -144,20 +144,11 @@ export async function startOurs({ repoDir, workDir }) {
     WRANGLER_SEND_METRICS: "false",
     WRANGLER_LOG: "warn",
   };
-  const child = spawnGroup("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1"], { cwd: repoDir, env, logPath });
-  const baseUrl = `http://127.0.0.1:${port}`;
-  try {
-    await waitReady(baseUrl, child, logPath);
-  } catch (error) {
-    await stopGroup(child);
-    throw error;
-  }
+  const { child, server } = await launch("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1"], { cwd: repoDir, env, logPath, port });
   return {
+    ...server,
     name: "ours",
-    baseUrl,
-    logPath,
     dataDir: stateDir,
-    alive: () => child.exitCode === null && child.signalCode === null,
     workerPids: () => descendantsNamed(child.pid, "workerd").join(","),
     /** The workerd processes serving our registry (wrangler runs a proxy and the worker itself). */
     memoryPids: () => descendantsNamed(child.pid, "workerd"),
@@ -165,7 +156,6 @@ export async function startOurs({ repoDir, workDir }) {
     /** Every busy process of the tree, for CPU accounting. */
     processes: () =>
       [...descendantsNamed(child.pid, "workerd"), ...descendantsNamed(child.pid, "node")].map((pid) => ({ pid, label: ourProcessLabel(pid, port) })),
-    stop: () => stopGroup(child),
   };
 }
 
@@ -221,7 +211,21 @@ export async function startDistribution({ binary, workDir }) {
   const configPath = join(workDir, "distribution.yml");
   writeFileSync(configPath, distributionConfig({ port, dataDir }));
   const logPath = join(workDir, "distribution.log");
-  const child = spawnGroup(binary, ["serve", configPath], { cwd: workDir, env: process.env, logPath });
+  const { child, server } = await launch(binary, ["serve", configPath], { cwd: workDir, env: process.env, logPath, port });
+  return {
+    ...server,
+    name: "distribution",
+    dataDir,
+    workerPids: () => String(child.pid),
+    memoryPids: () => [child.pid],
+    processLabel: () => "docker-registry",
+    processes: () => [{ pid: child.pid, label: "docker-registry" }],
+  };
+}
+
+/** Starts a server's process group and waits for its /v2/; a server that never answers is stopped. */
+async function launch(command, args, { cwd, env, logPath, port }) {
+  const child = spawnGroup(command, args, { cwd, env, logPath });
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
     await waitReady(baseUrl, child, logPath);
@@ -229,18 +233,13 @@ export async function startDistribution({ binary, workDir }) {
     await stopGroup(child);
     throw error;
   }
-  return {
-    name: "distribution",
+  const server = {
     baseUrl,
     logPath,
-    dataDir,
     alive: () => child.exitCode === null && child.signalCode === null,
-    workerPids: () => String(child.pid),
-    memoryPids: () => [child.pid],
-    processLabel: () => "docker-registry",
-    processes: () => [{ pid: child.pid, label: "docker-registry" }],
     stop: () => stopGroup(child),
   };
+  return { child, server };
 }
 
 /** The last lines of a server's log, for reports of a server that died or restarted. */
