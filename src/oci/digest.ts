@@ -14,7 +14,7 @@ export type Digest = string & { readonly __digest: unique symbol };
 // The spec's digest grammar; a grammatical digest of an unregistered algorithm is still rejected.
 const DIGEST_GRAMMAR = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
-export function isAlgorithm(value: string): value is Algorithm {
+function isAlgorithm(value: string): value is Algorithm {
   return Object.hasOwn(ALGORITHMS, value);
 }
 

@@ -3,7 +3,7 @@
  * 5 MiB, and an upload has at most 10,000 parts, so 8 MiB parts allow blobs up
  * to 78 GiB. Small chunks are gathered until a part fills.
  */
-export const PART_SIZE = 8 * 1024 * 1024;
+const PART_SIZE = 8 * 1024 * 1024;
 
 // The first buffer starts this small and doubles, so a small blob never costs a whole part.
 const FIRST_BUFFER = 64 * 1024;

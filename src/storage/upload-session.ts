@@ -182,12 +182,12 @@ export class UploadSession extends DurableObject<Env> {
   }
 
   /** DELETE: abandons the upload and its parts. */
-  async cancel(repository: RepositoryName): Promise<boolean> {
+  async cancel(repository: RepositoryName): Promise<SessionResult<object>> {
     const session = this.#session(repository);
-    if (!session) return false;
+    if (!session) return unknownUpload();
     await this.#abortMultipart(session);
     this.#end();
-    return true;
+    return { ok: true };
   }
 
   #session(repository: RepositoryName): SessionRow | null {

@@ -50,7 +50,7 @@ export class Upload {
   }
 
   async cancel(): Promise<void> {
-    if (!(await this.stub.cancel(this.repository))) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", "no such upload in this repository");
+    unwrap<object>(await this.stub.cancel(this.repository));
   }
 }
 
