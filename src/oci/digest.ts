@@ -8,6 +8,9 @@ export const ALGORITHMS = {
 
 export type Algorithm = keyof typeof ALGORITHMS;
 
+/** What an upload hashes with unless its POST asks otherwise (`?digest-algorithm=`). */
+export const DEFAULT_ALGORITHM: Algorithm = "sha256";
+
 /** A validated `algorithm:hex` string; only parseDigest and the hashers make one. */
 export type Digest = string & { readonly __digest: unique symbol };
 

@@ -1,9 +1,10 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../app-env";
-import type { Digest } from "../oci/digest";
+import { DEFAULT_ALGORITHM, type Digest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { parseRepositoryName, type RepositoryName } from "../oci/names";
 import { uploadRange } from "../oci/range";
+import type { Upload } from "../storage/uploads";
 
 /** The most tags or repositories one page carries: enough that most listings take one request. */
 export const MAX_NAMES_PAGE = 10_000;
@@ -23,12 +24,18 @@ export function manifestLocation(repository: RepositoryName, digest: Digest): st
   return `/v2/${repository}/manifests/${digest}`;
 }
 
-/** Every upload response carries where to send the next request and how much has arrived. */
-export function uploadHeaders(repository: RepositoryName, uploadId: string, size: number): Record<string, string> {
+/**
+ * Every upload response carries where to send the next request and how much
+ * has arrived. A non-default algorithm rides in the Location, so the request
+ * that begins the session knows what to hash with.
+ */
+export function uploadHeaders(upload: Upload, size: number): Record<string, string> {
+  const { repository, algorithm } = upload.target;
+  const query = algorithm === DEFAULT_ALGORITHM ? "" : `?digest-algorithm=${algorithm}`;
   return {
-    Location: `/v2/${repository}/blobs/uploads/${uploadId}`,
+    Location: `/v2/${repository}/blobs/uploads/${upload.id}${query}`,
     Range: uploadRange(size),
-    "Docker-Upload-UUID": uploadId,
+    "Docker-Upload-UUID": upload.id,
     "Content-Length": "0",
   };
 }

@@ -1,6 +1,6 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env";
-import { parseAlgorithm, parseDigest } from "../oci/digest";
+import { DEFAULT_ALGORITHM, parseAlgorithm, parseDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { isRepositoryName } from "../oci/names";
 import { parseContentRange } from "../oci/range";
@@ -28,45 +28,52 @@ uploads.post("/:name{.+}/blobs/uploads", async (c) => {
       return c.body(null, 201, { Location: blobLocation(repository, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
     }
   }
-  const algorithm = parseAlgorithm(c.req.query("digest-algorithm") ?? "sha256");
   const monolithic = c.req.query("digest");
   const digest = monolithic === undefined ? undefined : parseDigest(monolithic);
-  const upload = await storage.uploads.create(repository, algorithm);
+  const upload = storage.uploads.create(repository, algorithmOf(c));
   if (digest) {
     const blob = await upload.complete(digest, c.req.raw.body);
     return c.body(null, 201, { Location: blobLocation(repository, blob.digest), "Docker-Content-Digest": blob.digest, "Content-Length": "0" });
   }
-  return c.body(null, 202, uploadHeaders(repository, upload.id, 0));
+  return c.body(null, 202, uploadHeaders(upload, 0));
 });
 
 uploads.get(SESSION, async (c) => {
-  const upload = c.var.storage.uploads.open(repositoryOf(c), c.req.param("id"));
-  return c.body(null, 204, uploadHeaders(upload.repository, upload.id, await upload.size()));
+  const upload = sessionOf(c);
+  return c.body(null, 204, uploadHeaders(upload, await upload.size()));
 });
 
 uploads.patch(SESSION, async (c) => {
-  const upload = c.var.storage.uploads.open(repositoryOf(c), c.req.param("id"));
+  const upload = sessionOf(c);
   const size = await upload.append(c.req.raw.body, chunkBounds(c.req.header("Content-Range"), c.req.header("Content-Length")));
-  return c.body(null, 202, uploadHeaders(upload.repository, upload.id, size));
+  return c.body(null, 202, uploadHeaders(upload, size));
 });
 
 uploads.put(SESSION, async (c) => {
-  const upload = c.var.storage.uploads.open(repositoryOf(c), c.req.param("id"));
+  const upload = sessionOf(c);
   const query = c.req.query("digest");
   if (query === undefined) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
   const blob = await upload.complete(parseDigest(query), c.req.raw.body);
   return c.body(null, 201, {
-    Location: blobLocation(upload.repository, blob.digest),
+    Location: blobLocation(upload.target.repository, blob.digest),
     "Docker-Content-Digest": blob.digest,
     "Content-Length": "0",
   });
 });
 
 uploads.delete(SESSION, async (c) => {
-  const upload = c.var.storage.uploads.open(repositoryOf(c), c.req.param("id"));
-  await upload.cancel();
+  await sessionOf(c).cancel();
   return c.body(null, 204);
 });
+
+function algorithmOf(c: Context<AppEnv>) {
+  return parseAlgorithm(c.req.query("digest-algorithm") ?? DEFAULT_ALGORITHM);
+}
+
+/** The upload a session URL names; its algorithm only matters if this request begins the session. */
+function sessionOf(c: Context<AppEnv>) {
+  return c.var.storage.uploads.open(repositoryOf(c), c.req.param("id") ?? "", algorithmOf(c));
+}
 
 /** What a PATCH's headers promise about its body; contradicting headers are refused before any byte is read. */
 function chunkBounds(contentRange: string | undefined, contentLength: string | undefined): ChunkBounds {

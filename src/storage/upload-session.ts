@@ -13,13 +13,22 @@ export type SessionResult<T> =
   | { ok: false; code: ErrorCode; detail: string; /** bytes received, for a Range header */ size?: number };
 
 type SessionRow = {
-  repository: string;
+  repository: RepositoryName;
   algorithm: Algorithm;
   object_key: string;
   multipart_id: string | null;
   size: number;
   part_count: number;
 };
+
+/**
+ * Who a request acts for: the repository in its path, and the algorithm to
+ * hash with should this request be the session's first.
+ */
+export interface SessionTarget {
+  repository: RepositoryName;
+  algorithm: Algorithm;
+}
 
 /** What a chunk's headers say of it: where it starts (Content-Range) and how long it is. */
 export interface ChunkBounds {
@@ -62,11 +71,14 @@ const SCHEMA = `
   );
   CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS tail (seq INTEGER PRIMARY KEY, bytes BLOB NOT NULL);
+  CREATE TABLE IF NOT EXISTS ended (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
 `;
 
 /**
  * One blob upload: an R2 multipart upload plus the bytes after its last full
- * part. Consistency: the object is single-threaded and `#busy` turns away a
+ * part. POST only draws the object's id, so the session begins with its first
+ * request and binds to that request's repository; once completed or cancelled
+ * it leaves a tombstone, so its id never opens a session again. Consistency: the object is single-threaded and `#busy` turns away a
  * second data request while one streams, so bytes never interleave; a request
  * commits its parts, tail and size in one transaction when it ends, so one
  * that fails midway leaves the session exactly as it found it. Digests are
@@ -90,19 +102,8 @@ export class UploadSession extends DurableObject<Env> {
     this.#sql.exec(SCHEMA);
   }
 
-  async open(repository: RepositoryName, algorithm: Algorithm): Promise<void> {
-    this.#sql.exec(
-      `INSERT INTO session (id, repository, algorithm, object_key, size, part_count, created_at)
-       VALUES (1, ?, ?, ?, 0, 0, ?)`,
-      repository,
-      algorithm,
-      blobObjectKey(this.ctx.id.toString()),
-      Date.now(),
-    );
-  }
-
-  async status(repository: RepositoryName): Promise<SessionResult<{ size: number }>> {
-    const session = this.#session(repository);
+  async status(target: SessionTarget): Promise<SessionResult<{ size: number }>> {
+    const session = this.#session(target);
     return session ? { ok: true, size: session.size } : unknownUpload();
   }
 
@@ -110,8 +111,8 @@ export class UploadSession extends DurableObject<Env> {
    * PATCH: appends a chunk. A chunk that says where it starts must start where
    * the upload ends; one that says its length must bring exactly that many bytes.
    */
-  async append(repository: RepositoryName, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<SessionResult<{ size: number }>> {
-    const session = this.#session(repository);
+  async append(target: SessionTarget, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<SessionResult<{ size: number }>> {
+    const session = this.#session(target);
     if (!session) return unknownUpload();
     if (this.#busy) return busy(session.size);
     if (chunk.start !== undefined && chunk.start !== session.size) {
@@ -132,12 +133,8 @@ export class UploadSession extends DurableObject<Env> {
   }
 
   /** PUT ?digest=: takes an optional last chunk, verifies the digest, and publishes the blob. */
-  async complete(
-    repository: RepositoryName,
-    digest: Digest,
-    body: ReadableStream<Uint8Array> | null,
-  ): Promise<SessionResult<{ digest: Digest; size: number }>> {
-    const session = this.#session(repository);
+  async complete(target: SessionTarget, digest: Digest, body: ReadableStream<Uint8Array> | null): Promise<SessionResult<{ digest: Digest; size: number }>> {
+    const session = this.#session(target);
     if (!session) return unknownUpload();
     if (this.#busy) return busy(session.size);
     this.#busy = true;
@@ -171,7 +168,7 @@ export class UploadSession extends DurableObject<Env> {
         }
       }
 
-      const storedKey = await this.#blobs.register(repository, { digest, size, objectKey: session.object_key });
+      const storedKey = await this.#blobs.register(session.repository, { digest, size, objectKey: session.object_key });
       // Another upload published the same bytes first: keep one copy.
       if (storedKey !== session.object_key) await this.env.BLOBS.delete(session.object_key);
       this.#end();
@@ -182,17 +179,36 @@ export class UploadSession extends DurableObject<Env> {
   }
 
   /** DELETE: abandons the upload and its parts. */
-  async cancel(repository: RepositoryName): Promise<SessionResult<object>> {
-    const session = this.#session(repository);
+  async cancel(target: SessionTarget): Promise<SessionResult<object>> {
+    const session = this.#session(target);
     if (!session) return unknownUpload();
     await this.#abortMultipart(session);
     this.#end();
     return { ok: true };
   }
 
-  #session(repository: RepositoryName): SessionRow | null {
+  /** The session open for this repository; begun now if this is the first request, none once ended. */
+  #session(target: SessionTarget): SessionRow | null {
     const row = this.#sql.exec<SessionRow>("SELECT * FROM session WHERE id = 1").toArray()[0];
-    return row?.repository === repository ? row : null;
+    if (row) return row.repository === target.repository ? row : null;
+    if (this.#sql.exec("SELECT 1 FROM ended").toArray().length > 0) return null;
+    const session: SessionRow = {
+      repository: target.repository,
+      algorithm: target.algorithm,
+      object_key: blobObjectKey(this.ctx.id.toString()),
+      multipart_id: null,
+      size: 0,
+      part_count: 0,
+    };
+    this.#sql.exec(
+      `INSERT INTO session (id, repository, algorithm, object_key, size, part_count, created_at)
+       VALUES (1, ?, ?, ?, 0, 0, ?)`,
+      session.repository,
+      session.algorithm,
+      session.object_key,
+      Date.now(),
+    );
+    return session;
   }
 
   #parts(): Part[] {
@@ -281,6 +297,7 @@ export class UploadSession extends DurableObject<Env> {
       this.#sql.exec("DELETE FROM session");
       this.#sql.exec("DELETE FROM parts");
       this.#sql.exec("DELETE FROM tail");
+      this.#sql.exec("INSERT OR REPLACE INTO ended (id, at) VALUES (1, ?)", Date.now());
     });
   }
 }

@@ -85,6 +85,8 @@ describe("end-4c POST ?digest-algorithm=sha512", () => {
     const bytes = randomBytes(3 * MiB + 17);
     const digest = await digestOf(bytes, "sha512");
     const whole = await openUpload(repo, "?digest-algorithm=sha512");
+    // The session begins with its first PATCH, which learns the algorithm from the Location.
+    expect(whole).toMatch(/\?digest-algorithm=sha512$/);
     const patched = await patch(whole, bytes);
     expect((await complete(patched.headers.get("Location")!, digest)).status).toBe(201);
     await expectBlob(repo, digest, bytes);
@@ -286,6 +288,29 @@ describe("end-6 PUT <location>?digest=", () => {
   });
 });
 
+describe("a finished upload's location", () => {
+  it.each(["completed", "cancelled"])("is unknown to every method once the upload is %s", async (ending) => {
+    const repo = uniqueRepo();
+    const bytes = randomBytes(3000);
+    const digest = await digestOf(bytes);
+    const location = await patchInChunks(await openUpload(repo), bytes, 3000);
+    const ended = ending === "completed" ? await complete(location, digest) : await fetchRegistry(location, { method: "DELETE" });
+    expect(ended.status).toBe(ending === "completed" ? 201 : 204);
+    const requests: [string, RequestInit][] = [
+      [location, { method: "PATCH", body: randomBytes(10) }],
+      [withDigest(location, await digestOf(randomBytes(5))), { method: "PUT", body: randomBytes(5) }],
+      [location, { method: "GET" }],
+      [location, { method: "DELETE" }],
+    ];
+    for (const [url, init] of requests) {
+      const response = await fetchRegistry(url, init);
+      expect(response.status, init.method).toBe(404);
+      expect(await errorCode(response)).toBe("BLOB_UPLOAD_UNKNOWN");
+    }
+    expect((await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "HEAD" })).status).toBe(ending === "completed" ? 200 : 404);
+  });
+});
+
 describe("end-13 GET <location>", () => {
   it("reports the bytes received: 204 with Location and Range", async () => {
     const repo = uniqueRepo();
@@ -297,9 +322,19 @@ describe("end-13 GET <location>", () => {
   });
 
   it("does not answer for another repository's upload", async () => {
-    const location = await openUpload(uniqueRepo());
-    const id = location.split("/").at(-1)!;
-    const response = await fetchRegistry(`/v2/${uniqueRepo()}/blobs/uploads/${id}`);
+    const repo = uniqueRepo();
+    const location = await patchInChunks(await openUpload(repo), randomBytes(100), 100);
+    const elsewhere = location.replace(repo, uniqueRepo());
+    for (const method of ["GET", "PATCH", "DELETE"]) {
+      const response = await fetchRegistry(elsewhere, { method, ...(method === "PATCH" ? { body: randomBytes(10) } : {}) });
+      expect(response.status).toBe(404);
+      expect(await errorCode(response)).toBe("BLOB_UPLOAD_UNKNOWN");
+    }
+    expect((await fetchRegistry(location)).headers.get("Range")).toBe("0-99");
+  });
+
+  it("answers an id the registry never issued with BLOB_UPLOAD_UNKNOWN", async () => {
+    const response = await fetchRegistry(`/v2/${uniqueRepo()}/blobs/uploads/${"0".repeat(64)}`);
     expect(response.status).toBe(404);
     expect(await errorCode(response)).toBe("BLOB_UPLOAD_UNKNOWN");
   });
