@@ -32,7 +32,7 @@ uploads.post("/:name{.+}/blobs/uploads", async (c) => {
   const digest = monolithic === undefined ? undefined : parseDigest(monolithic);
   const upload = storage.uploads.create(repository, algorithmOf(c));
   if (digest) {
-    const blob = await upload.complete(digest, c.req.raw.body);
+    const blob = await upload.complete(digest, c.req.raw.body, contentLength(c));
     return c.body(null, 201, { Location: blobLocation(repository, blob.digest), "Docker-Content-Digest": blob.digest, "Content-Length": "0" });
   }
   return c.body(null, 202, uploadHeaders(upload, 0));
@@ -45,7 +45,7 @@ uploads.get(SESSION, async (c) => {
 
 uploads.patch(SESSION, async (c) => {
   const upload = sessionOf(c);
-  const size = await upload.append(c.req.raw.body, chunkBounds(c.req.header("Content-Range"), c.req.header("Content-Length")));
+  const size = await upload.append(c.req.raw.body, chunkBounds(c));
   return c.body(null, 202, uploadHeaders(upload, size));
 });
 
@@ -53,7 +53,7 @@ uploads.put(SESSION, async (c) => {
   const upload = sessionOf(c);
   const query = c.req.query("digest");
   if (query === undefined) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
-  const blob = await upload.complete(parseDigest(query), c.req.raw.body);
+  const blob = await upload.complete(parseDigest(query), c.req.raw.body, contentLength(c));
   return c.body(null, 201, {
     Location: blobLocation(upload.target.repository, blob.digest),
     "Docker-Content-Digest": blob.digest,
@@ -75,10 +75,18 @@ function sessionOf(c: Context<AppEnv>) {
   return c.var.storage.uploads.open(repositoryOf(c), c.req.param("id") ?? "", algorithmOf(c));
 }
 
+/** The body's announced length, if any. */
+function contentLength(c: Context<AppEnv>): number | undefined {
+  const header = c.req.header("Content-Length");
+  const length = header === undefined ? undefined : Number(header);
+  if (length !== undefined && !Number.isSafeInteger(length)) throw new RegistryError("SIZE_INVALID", `invalid Content-Length "${header}"`);
+  return length;
+}
+
 /** What a PATCH's headers promise about its body; contradicting headers are refused before any byte is read. */
-function chunkBounds(contentRange: string | undefined, contentLength: string | undefined): ChunkBounds {
-  const length = contentLength === undefined ? undefined : Number(contentLength);
-  if (length !== undefined && !Number.isSafeInteger(length)) throw new RegistryError("SIZE_INVALID", `invalid Content-Length "${contentLength}"`);
+function chunkBounds(c: Context<AppEnv>): ChunkBounds {
+  const length = contentLength(c);
+  const contentRange = c.req.header("Content-Range");
   if (contentRange === undefined) return length === undefined ? {} : { length };
   const range = parseContentRange(contentRange);
   const rangeLength = range.end - range.start + 1;

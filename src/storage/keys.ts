@@ -5,11 +5,13 @@ import { algorithmOf, hexOf, type Digest } from "../oci/digest";
  *
  *   blobs/<upload id>        the bytes of a blob, named by the upload session that wrote
  *                            them (R2 cannot rename); D1's `blobs` row maps digest -> key
+ *   blobs/<upload id>.1      the same upload's bytes when more followed a first request
+ *                            stored whole (R2 takes about one write a second to a key)
  *   manifests/<alg>/<hex>    manifests too large for a D1 row, by their digest
  */
 
-export function blobObjectKey(uploadId: string): string {
-  return `blobs/${uploadId}`;
+export function blobObjectKey(uploadId: string, revision = 0): string {
+  return revision === 0 ? `blobs/${uploadId}` : `blobs/${uploadId}.${revision}`;
 }
 
 export function manifestObjectKey(digest: Digest): string {

@@ -23,7 +23,7 @@ export interface CutResult {
  * its bytes when its promise settles: the buffer is refilled after that.
  */
 export async function cutIntoParts(
-  source: ReadableStream<Uint8Array> | null,
+  source: AsyncIterable<Uint8Array> | null,
   carried: Uint8Array,
   writePart: (part: Uint8Array) => Promise<void>,
 ): Promise<CutResult> {

@@ -12,9 +12,17 @@ export type SessionResult<T> =
   | ({ ok: true } & T)
   | { ok: false; code: ErrorCode; detail: string; /** bytes received, for a Range header */ size?: number };
 
+/**
+ * Where a session's committed bytes are. "parts": an R2 multipart upload (its
+ * parts recorded here) plus the tail in this object's SQLite. "object": one
+ * complete R2 object, written by a first request that brought its length.
+ */
+type Layout = "parts" | "object";
+
 type SessionRow = {
   repository: RepositoryName;
   algorithm: Algorithm;
+  layout: Layout;
   object_key: string;
   multipart_id: string | null;
   size: number;
@@ -47,6 +55,19 @@ interface Written {
   received: number;
   /** The running hash, now covering every byte of the upload, when one was carried. */
   hash: RunningHash | null;
+  /** The key the parts belong to. */
+  objectKey: string;
+  /** The whole object these parts took over (it was read into them), to delete once they are committed. */
+  replaces: string | null;
+}
+
+/** The bytes of a finished upload in R2, not yet verified or published. */
+interface Assembled {
+  key: string;
+  size: number;
+  /** Its digest, when a running hash of the asked algorithm covered every byte. */
+  known: Digest | null;
+  replaces: string | null;
 }
 
 /** A hash of the upload's first `through` bytes, still open for more. */
@@ -58,11 +79,15 @@ interface RunningHash {
 // Tail bytes are kept in rows of this size (a Durable Object row holds at most 2 MB).
 const TAIL_ROW_BYTES = 1024 * 1024;
 
+// R2's largest single put (5 GiB less 5 MiB); a longer first request goes to parts.
+const MAX_OBJECT_BYTES = 5 * 1024 ** 3 - 5 * 1024 ** 2;
+
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS session (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     repository TEXT NOT NULL,
     algorithm TEXT NOT NULL,
+    layout TEXT NOT NULL DEFAULT 'parts' CHECK (layout IN ('parts', 'object')),
     object_key TEXT NOT NULL,
     multipart_id TEXT,
     size INTEGER NOT NULL,
@@ -75,12 +100,17 @@ const SCHEMA = `
 `;
 
 /**
- * One blob upload: an R2 multipart upload plus the bytes after its last full
- * part. POST only draws the object's id, so the session begins with its first
+ * One blob upload. A first request that announces its length (skopeo's PATCH,
+ * containerd's and oras's PUT) streams into a single R2 object: one write
+ * whatever the size. Otherwise, or once more bytes follow such an object, the
+ * bytes go to an R2 multipart upload plus a tail after its last full part.
+ * POST only draws the object's id, so the session begins with its first
  * request and binds to that request's repository; once completed or cancelled
- * it leaves a tombstone, so its id never opens a session again. Consistency: the object is single-threaded and `#busy` turns away a
- * second data request while one streams, so bytes never interleave; a request
- * commits its parts, tail and size in one transaction when it ends, so one
+ * it leaves a tombstone, so its id never opens a session again.
+ *
+ * Consistency: the object is single-threaded and `#busy` turns away a second
+ * data request while one streams, so bytes never interleave; a request commits
+ * its layout, parts, tail and size in one transaction when it ends, so one
  * that fails midway leaves the session exactly as it found it. Digests are
  * verified before the blob is registered in D1, which is what makes it visible.
  *
@@ -120,11 +150,16 @@ export class UploadSession extends DurableObject<Env> {
     }
     this.#busy = true;
     try {
-      const written = await this.#write(session, body);
-      if (chunk.length !== undefined && written.received !== chunk.length) {
-        return { ok: false, code: "SIZE_INVALID", detail: `the chunk announced ${chunk.length} bytes and brought ${written.received}`, size: session.size };
+      if (session.size === 0 && fitsOneObject(chunk.length)) {
+        const put = await this.#putObject(session, body, chunk.length);
+        if (put.received !== chunk.length) return sizeMismatch(chunk.length, put.received, session.size);
+        if (!(await this.#commitObject(session, put.received))) return unknownUpload();
+        this.#hash = put.hash;
+        return { ok: true, size: put.received };
       }
-      if (!this.#commit(written)) return unknownUpload();
+      const written = await this.#write(session, body);
+      if (chunk.length !== undefined && written.received !== chunk.length) return sizeMismatch(chunk.length, written.received, session.size);
+      if (!(await this.#commit(written))) return unknownUpload();
       this.#hash = written.hash;
       return { ok: true, size: session.size + written.received };
     } finally {
@@ -132,45 +167,30 @@ export class UploadSession extends DurableObject<Env> {
     }
   }
 
-  /** PUT ?digest=: takes an optional last chunk, verifies the digest, and publishes the blob. */
-  async complete(target: SessionTarget, digest: Digest, body: ReadableStream<Uint8Array> | null): Promise<SessionResult<{ digest: Digest; size: number }>> {
+  /** PUT ?digest=: takes an optional last chunk (`length` from its Content-Length), verifies the digest, and publishes the blob. */
+  async complete(
+    target: SessionTarget,
+    digest: Digest,
+    body: ReadableStream<Uint8Array> | null,
+    length?: number,
+  ): Promise<SessionResult<{ digest: Digest; size: number }>> {
     const session = this.#session(target);
     if (!session) return unknownUpload();
     if (this.#busy) return busy(session.size);
     this.#busy = true;
     try {
-      const written = await this.#write(session, body);
-      const parts = [...this.#parts(), ...written.parts];
-      const size = session.size + written.received;
-      // The digest computed while streaming settles it when its algorithm is the one asked for.
-      const known = written.hash && written.hash.hasher.algorithm === algorithmOf(digest) ? await written.hash.hasher.digest() : null;
-      if (known && known !== digest) return this.#reject(session, digest, known);
-
-      if (parts.length === 0) {
-        const actual = known ?? (await digestBytes(algorithmOf(digest), written.tail));
-        if (actual !== digest) return this.#reject(session, digest, actual);
-        // R2 checks the digest again as it stores the bytes.
-        await this.env.BLOBS.put(session.object_key, written.tail, { [algorithmOf(digest)]: hexOf(digest) });
-        // A multipart upload left by a request that failed before committing a part.
-        await this.#abortMultipart(session);
-      } else {
-        const upload = this.env.BLOBS.resumeMultipartUpload(session.object_key, session.multipart_id!);
-        if (written.tail.length > 0) parts.push(await upload.uploadPart(parts.length + 1, written.tail));
-        await upload.complete(parts);
-        if (!known) {
-          // No running hash survived (eviction, a failed request): read the assembled object once.
-          const object = await this.env.BLOBS.get(session.object_key);
-          const actual = object ? await digestStream(algorithmOf(digest), object.body) : null;
-          if (actual !== digest) {
-            await this.env.BLOBS.delete(session.object_key);
-            return this.#reject({ ...session, multipart_id: null }, digest, actual);
-          }
-        }
+      const assembled = await this.#assemble(session, digest, body, length);
+      if (!assembled.ok) return assembled;
+      const { key, size, known, replaces } = assembled;
+      const actual = known ?? (await this.#digestOf(key, algorithmOf(digest)));
+      if (actual !== digest) {
+        await this.env.BLOBS.delete(key);
+        return this.#reject(session, digest, actual);
       }
-
-      const storedKey = await this.#blobs.register(session.repository, { digest, size, objectKey: session.object_key });
+      const storedKey = await this.#blobs.register(session.repository, { digest, size, objectKey: key });
       // Another upload published the same bytes first: keep one copy.
-      if (storedKey !== session.object_key) await this.env.BLOBS.delete(session.object_key);
+      if (storedKey !== key) await this.env.BLOBS.delete(key);
+      if (replaces) await this.env.BLOBS.delete(replaces);
       this.#end();
       return { ok: true, digest, size };
     } finally {
@@ -178,16 +198,64 @@ export class UploadSession extends DurableObject<Env> {
     }
   }
 
-  /** DELETE: abandons the upload and its parts. */
+  /** DELETE: abandons the upload and its bytes. */
   async cancel(target: SessionTarget): Promise<SessionResult<object>> {
     const session = this.#session(target);
     if (!session) return unknownUpload();
-    await this.#abortMultipart(session);
+    await this.#discard(session);
     this.#end();
     return { ok: true };
   }
 
-  /** The session open for this repository; begun now if this is the first request, none once ended. */
+  /**
+   * Puts every byte of the upload into one R2 object, taking the request's
+   * body as its last chunk: the whole blob in one put when this request brings
+   * all of it with its length; otherwise parts, completed. Verifies the digest
+   * before writing when the running hash already tells it.
+   */
+  async #assemble(session: SessionRow, digest: Digest, body: ReadableStream<Uint8Array> | null, length?: number): Promise<SessionResult<Assembled>> {
+    const algorithm = algorithmOf(digest);
+    const settled = async (hash: RunningHash | null) => (hash?.hasher.algorithm === algorithm ? hash.hasher.digest() : null);
+    if (session.size === 0 && fitsOneObject(length)) {
+      const put = await this.#putObject(session, body, length);
+      if (put.received !== length) return sizeMismatch(length, put.received, session.size);
+      await this.#abortMultipart(session);
+      return { ok: true, key: session.object_key, size: length, known: await settled(put.hash), replaces: null };
+    }
+    if (session.layout === "object" && (body === null || length === 0)) {
+      const hash = this.#hash?.through === session.size ? this.#hash : null;
+      this.#hash = null;
+      return { ok: true, key: session.object_key, size: session.size, known: await settled(hash), replaces: null };
+    }
+
+    const written = await this.#write(session, body);
+    if (length !== undefined && written.received !== length) return sizeMismatch(length, written.received, session.size);
+    const { objectKey: key, replaces } = written;
+    const parts = [...this.#parts(), ...written.parts];
+    const size = session.size + written.received;
+    const known = await settled(written.hash);
+    if (known && known !== digest) return this.#reject(session, digest, known);
+    if (parts.length === 0) {
+      const actual = known ?? (await digestBytes(algorithm, written.tail));
+      if (actual !== digest) return this.#reject(session, digest, actual);
+      // R2 checks the digest again as it stores the bytes.
+      await this.env.BLOBS.put(key, written.tail, { [algorithm]: hexOf(digest) });
+      // A multipart upload left by a request that failed before committing a part.
+      await this.#abortMultipart(session);
+      return { ok: true, key, size, known: actual, replaces };
+    }
+    const upload = this.env.BLOBS.resumeMultipartUpload(key, session.multipart_id!);
+    if (written.tail.length > 0) parts.push(await upload.uploadPart(parts.length + 1, written.tail));
+    await upload.complete(parts);
+    return { ok: true, key, size, known, replaces };
+  }
+
+  /** Reads an assembled object once, when no running hash survived (eviction, a failed request). */
+  async #digestOf(key: string, algorithm: Algorithm): Promise<Digest | null> {
+    const object = await this.env.BLOBS.get(key);
+    return object ? digestStream(algorithm, object.body) : null;
+  }
+
   #session(target: SessionTarget): SessionRow | null {
     const row = this.#sql.exec<SessionRow>("SELECT * FROM session WHERE id = 1").toArray()[0];
     if (row) return row.repository === target.repository ? row : null;
@@ -195,6 +263,7 @@ export class UploadSession extends DurableObject<Env> {
     const session: SessionRow = {
       repository: target.repository,
       algorithm: target.algorithm,
+      layout: "parts",
       object_key: blobObjectKey(this.ctx.id.toString()),
       multipart_id: null,
       size: 0,
@@ -230,44 +299,120 @@ export class UploadSession extends DurableObject<Env> {
     return tail;
   }
 
-  /** Streams a request's bytes after the carried tail into parts; commits nothing. */
+  /**
+   * Streams a request that brings the upload's first bytes, `length` of them,
+   * into one R2 object; commits nothing. Backpressure from the put paces the
+   * body, so memory stays at a chunk or two whatever the size.
+   */
+  async #putObject(session: SessionRow, body: ReadableStream<Uint8Array> | null, length: number): Promise<{ received: number; hash: RunningHash }> {
+    const hasher = new Hasher(session.algorithm);
+    const sized = new FixedLengthStream(length);
+    const writer = sized.writable.getWriter();
+    const stored = this.env.BLOBS.put(session.object_key, sized.readable);
+    let received = 0;
+    try {
+      for await (const chunk of body ?? []) {
+        received += chunk.length;
+        if (received > length) break;
+        await hasher.update(chunk);
+        await writer.ready;
+        // Awaiting `ready`, not each write, keeps the put fed while the next chunk arrives.
+        writer.write(chunk).catch(() => {});
+      }
+      if (received !== length) throw new Error(`the request brought ${received} bytes, not ${length}`);
+      await writer.close();
+      await stored;
+    } catch (error) {
+      // An aborted stream fails the put, so no partial object is ever stored.
+      await writer.abort(error).catch(() => {});
+      await stored.catch(() => {});
+      if (received !== length) return { received, hash: { hasher, through: 0 } };
+      throw error;
+    }
+    return { received, hash: { hasher, through: length } };
+  }
+
+  /**
+   * Streams a request's bytes into parts after what the session holds (its
+   * tail, or its whole object, which is read into parts under a new key: R2
+   * takes about one write a second to a key); commits nothing.
+   */
   async #write(session: SessionRow, body: ReadableStream<Uint8Array> | null): Promise<Written> {
     // Taken, not shared: only a commit hands the hash back, so a failed request leaves none behind.
     const hash = session.size === 0 ? { hasher: new Hasher(session.algorithm), through: 0 } : this.#hash?.through === session.size ? this.#hash : null;
     this.#hash = null;
-    const carried = session.size === 0 ? new Uint8Array() : this.#tail();
-    // The carried bytes were hashed when they arrived: hash only what follows them.
-    let hashedAhead = carried.length;
+    const converting = session.layout === "object";
+    const objectKey = this.#partsKey(session);
+    const prefix = converting ? await this.#read(session.object_key) : null;
+    const carried = converting || session.size === 0 ? new Uint8Array() : this.#tail();
+    // The session's bytes were hashed when they arrived: hash only what follows them.
+    let hashedAhead = converting ? session.size : carried.length;
     const hashNew = async (bytes: Uint8Array) => {
-      await hash?.hasher.update(bytes.subarray(hashedAhead));
-      hashedAhead = 0;
+      const skip = Math.min(hashedAhead, bytes.length);
+      hashedAhead -= skip;
+      await hash?.hasher.update(bytes.subarray(skip));
     };
     const parts: Part[] = [];
     let nextPart = session.part_count + 1;
-    const { tail, received } = await cutIntoParts(body, carried, async (part) => {
+    const cut = await cutIntoParts(concat(prefix, body), carried, async (part) => {
       await hashNew(part);
       const upload = await this.#multipart(session);
       parts.push(await upload.uploadPart(nextPart++, part));
     });
-    await hashNew(tail);
-    return { parts, tail, received, hash: hash && { hasher: hash.hasher, through: session.size + received } };
+    await hashNew(cut.tail);
+    const received = cut.received - (converting ? session.size : 0);
+    return {
+      parts,
+      tail: cut.tail,
+      received,
+      hash: hash && { hasher: hash.hasher, through: session.size + received },
+      objectKey,
+      replaces: converting ? session.object_key : null,
+    };
+  }
+
+  async #read(key: string): Promise<ReadableStream<Uint8Array>> {
+    const object = await this.env.BLOBS.get(key);
+    if (!object) throw new Error(`upload object ${key} is missing from R2`);
+    return object.body;
+  }
+
+  /** Where the session's parts go: its key, or a new one when they take over a whole object. */
+  #partsKey(session: SessionRow): string {
+    return session.layout === "object" ? blobObjectKey(this.ctx.id.toString(), 1) : session.object_key;
   }
 
   /** The session's multipart upload, created when its first part is ready. */
   async #multipart(session: SessionRow): Promise<R2MultipartUpload> {
-    if (session.multipart_id) return this.env.BLOBS.resumeMultipartUpload(session.object_key, session.multipart_id);
-    const upload = await this.env.BLOBS.createMultipartUpload(session.object_key);
+    const key = this.#partsKey(session);
+    if (session.multipart_id) return this.env.BLOBS.resumeMultipartUpload(key, session.multipart_id);
+    const upload = await this.env.BLOBS.createMultipartUpload(key);
     // Recorded at once, so a failed request cannot orphan it.
     this.#sql.exec("UPDATE session SET multipart_id = ? WHERE id = 1", upload.uploadId);
     session.multipart_id = upload.uploadId;
     return upload;
   }
 
+  /** Records a whole-object first chunk; false (and the object gone) when the session was cancelled meanwhile. */
+  async #commitObject(session: SessionRow, size: number): Promise<boolean> {
+    // A multipart upload left by a request that failed before committing a part.
+    await this.#abortMultipart(session);
+    const updated = this.#sql.exec("UPDATE session SET size = ?, layout = 'object', multipart_id = NULL WHERE id = 1", size);
+    if (updated.rowsWritten > 0) return true;
+    await this.env.BLOBS.delete(session.object_key);
+    return false;
+  }
+
   /** Records a chunk; false when the session was cancelled while the chunk streamed. */
-  #commit(written: Written): boolean {
+  async #commit(written: Written): Promise<boolean> {
     if (written.received === 0) return true;
-    return this.ctx.storage.transactionSync(() => {
-      const updated = this.#sql.exec("UPDATE session SET size = size + ?, part_count = part_count + ? WHERE id = 1", written.received, written.parts.length);
+    const committed = this.ctx.storage.transactionSync(() => {
+      const updated = this.#sql.exec(
+        "UPDATE session SET size = size + ?, part_count = part_count + ?, layout = 'parts', object_key = ? WHERE id = 1",
+        written.received,
+        written.parts.length,
+        written.objectKey,
+      );
       if (updated.rowsWritten === 0) return false;
       for (const part of written.parts) {
         this.#sql.exec("INSERT OR REPLACE INTO parts (number, etag) VALUES (?, ?)", part.partNumber, part.etag);
@@ -278,18 +423,27 @@ export class UploadSession extends DurableObject<Env> {
       }
       return true;
     });
+    // The parts now hold the whole object's bytes.
+    if (committed && written.replaces) await this.env.BLOBS.delete(written.replaces);
+    return committed;
   }
 
   async #reject(session: SessionRow, expected: Digest, actual: Digest | null): Promise<SessionResult<never>> {
-    await this.#abortMultipart(session);
+    await this.#discard(session);
     this.#end();
     return { ok: false, code: "DIGEST_INVALID", detail: `expected ${expected}, the uploaded bytes are ${actual ?? "missing"}` };
+  }
+
+  /** Drops the session's unpublished bytes: its whole object, or its multipart upload. */
+  async #discard(session: SessionRow): Promise<void> {
+    if (session.layout === "object") await this.env.BLOBS.delete(session.object_key);
+    await this.#abortMultipart(session);
   }
 
   async #abortMultipart(session: SessionRow): Promise<void> {
     if (!session.multipart_id) return;
     // Already completed or expired uploads cannot be aborted; R2 drops unfinished ones after 7 days anyway.
-    await this.env.BLOBS.resumeMultipartUpload(session.object_key, session.multipart_id).abort().catch(() => {});
+    await this.env.BLOBS.resumeMultipartUpload(this.#partsKey(session), session.multipart_id).abort().catch(() => {});
   }
 
   #end(): void {
@@ -304,6 +458,20 @@ export class UploadSession extends DurableObject<Env> {
 
 function unknownUpload(): SessionResult<never> {
   return { ok: false, code: "BLOB_UPLOAD_UNKNOWN", detail: "no such upload in this repository" };
+}
+
+function sizeMismatch(announced: number, received: number, size: number): SessionResult<never> {
+  return { ok: false, code: "SIZE_INVALID", detail: `the request announced ${announced} bytes and brought ${received}`, size };
+}
+
+/** Whether a first request of this announced length goes to R2 as one object. */
+function fitsOneObject(length: number | undefined): length is number {
+  return length !== undefined && length > 0 && length <= MAX_OBJECT_BYTES;
+}
+
+/** The session's bytes followed by the request's, as one source. */
+async function* concat(...sources: (ReadableStream<Uint8Array> | null)[]): AsyncGenerator<Uint8Array> {
+  for (const source of sources) if (source) yield* source;
 }
 
 function busy(size: number): SessionResult<never> {

@@ -44,8 +44,8 @@ export class Upload {
     return unwrap<{ size: number }>(await this.stub.append(this.target, body, chunk)).size;
   }
 
-  async complete(digest: Digest, body: ReadableStream<Uint8Array> | null): Promise<{ digest: Digest; size: number }> {
-    return unwrap<{ digest: Digest; size: number }>(await this.stub.complete(this.target, digest, body));
+  async complete(digest: Digest, body: ReadableStream<Uint8Array> | null, length?: number): Promise<{ digest: Digest; size: number }> {
+    return unwrap<{ digest: Digest; size: number }>(await this.stub.complete(this.target, digest, body, length));
   }
 
   async cancel(): Promise<void> {

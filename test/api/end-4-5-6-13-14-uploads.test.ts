@@ -288,6 +288,51 @@ describe("end-6 PUT <location>?digest=", () => {
   });
 });
 
+/** The R2 objects an upload wrote that are still there. */
+async function objectsOf(location: string): Promise<string[]> {
+  const id = new URL(location, "http://registry").pathname.split("/").at(-1)!;
+  return (await env.BLOBS.list({ prefix: `blobs/${id}` })).objects.map((o) => o.key);
+}
+
+describe("a first request that announces its length (one R2 object)", () => {
+  it.each([
+    ["PATCHes", 20 * MiB, 3 * MiB],
+    ["a small PATCH", 2 * MiB, 1000],
+  ])("takes more %s after it, and leaves only the published object", async (_, first, more) => {
+    const repo = uniqueRepo();
+    const bytes = randomBytes(first + more);
+    const location = await openUpload(repo);
+    expect((await patch(location, bytes.slice(0, first))).status).toBe(202);
+    const next = await patch(location, bytes.slice(first), { "Content-Range": `${first}-${bytes.length - 1}` });
+    expect(next.headers.get("Range")).toBe(`0-${bytes.length - 1}`);
+    const digest = await digestOf(bytes);
+    expect((await complete(location, digest)).status).toBe(201);
+    await expectBlob(repo, digest, bytes);
+    expect(await objectsOf(location)).toHaveLength(1);
+  });
+
+  it("takes a last chunk in the PUT body after it", async () => {
+    const repo = uniqueRepo();
+    const bytes = randomBytes(10 * MiB + 5);
+    const location = await openUpload(repo);
+    expect((await patch(location, bytes.slice(0, 10 * MiB))).status).toBe(202);
+    const digest = await digestOf(bytes);
+    expect((await complete(location, digest, bytes.slice(10 * MiB))).status).toBe(201);
+    await expectBlob(repo, digest, bytes);
+    expect(await objectsOf(location)).toHaveLength(1);
+  });
+
+  it.each(["a wrong digest", "a cancel"])("leaves nothing in R2 after %s", async (ending) => {
+    const repo = uniqueRepo();
+    const location = await openUpload(repo);
+    expect((await patch(location, randomBytes(3 * MiB))).status).toBe(202);
+    expect(await objectsOf(location)).toHaveLength(1);
+    const ended = ending === "a cancel" ? await fetchRegistry(location, { method: "DELETE" }) : await complete(location, await digestOf(randomBytes(5)));
+    expect(ended.status).toBe(ending === "a cancel" ? 204 : 400);
+    expect(await objectsOf(location)).toEqual([]);
+  });
+});
+
 describe("a finished upload's location", () => {
   it.each(["completed", "cancelled"])("is unknown to every method once the upload is %s", async (ending) => {
     const repo = uniqueRepo();
@@ -395,13 +440,14 @@ describe("an interrupted upload", () => {
     expect((await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "HEAD" })).status).toBe(404);
   });
 
-  it("refuses a body shorter than its Content-Length and keeps what came before", async () => {
+  it.each([0, 100])("refuses a body shorter than its Content-Length and keeps what came before (%i bytes)", async (before) => {
     const repo = uniqueRepo();
     const location = await openUpload(repo);
-    expect((await patch(location, randomBytes(100))).status).toBe(202);
+    if (before > 0) expect((await patch(location, randomBytes(before))).status).toBe(202);
     const short = await patch(location, streamOf(randomBytes(3 * MiB)), { "Content-Length": String(5 * MiB) });
     expect(short.status).toBe(400);
     expect(await errorCode(short)).toBe("SIZE_INVALID");
-    expect((await fetchRegistry(location)).headers.get("Range")).toBe("0-99");
+    expect((await fetchRegistry(location)).headers.get("Range")).toBe(`0-${Math.max(before - 1, 0)}`);
+    expect(await objectsOf(location)).toHaveLength(before > 0 ? 1 : 0);
   });
 });
