@@ -16,8 +16,8 @@ export interface CutResult {
 }
 
 /**
- * Streams `source`, prefixed by `carried`, into full parts of PART_SIZE handed
- * to `writePart` in order. One part uploads while the next fills, in two
+ * Streams `source`, prefixed by `carried`, into full parts of `partSize`
+ * (R2's part size unless asked otherwise) handed to `writePart` in order. One part uploads while the next fills, in two
  * buffers used in turn, so memory stays at two parts whatever the blob's size
  * and however late the garbage collector runs. `writePart` must be done with
  * its bytes when its promise settles: the buffer is refilled after that.
@@ -26,6 +26,7 @@ export async function cutIntoParts(
   source: AsyncIterable<Uint8Array> | null,
   carried: Uint8Array,
   writePart: (part: Uint8Array) => Promise<void>,
+  partSize = PART_SIZE,
 ): Promise<CutResult> {
   let buffer: Uint8Array = new Uint8Array(Math.max(FIRST_BUFFER, carried.length));
   buffer.set(carried);
@@ -36,19 +37,19 @@ export async function cutIntoParts(
   for await (const chunk of source ?? []) {
     received += chunk.length;
     for (let offset = 0; offset < chunk.length; ) {
-      if (filled === buffer.length) buffer = grow(buffer);
+      if (filled === buffer.length) buffer = grow(buffer, partSize);
       const take = Math.min(buffer.length - filled, chunk.length - offset);
       buffer.set(chunk.subarray(offset, offset + take), filled);
       filled += take;
       offset += take;
-      if (filled === PART_SIZE) {
+      if (filled === partSize) {
         // The spare buffer's upload must finish before the spare is refilled.
         await inFlight;
         const part = buffer;
         inFlight = writePart(part);
         // Surface a failed upload at the next await without an unhandled rejection meanwhile.
         inFlight.catch(() => {});
-        buffer = spare ?? new Uint8Array(PART_SIZE);
+        buffer = spare ?? new Uint8Array(partSize);
         spare = part;
         filled = 0;
       }
@@ -59,8 +60,8 @@ export async function cutIntoParts(
 }
 
 /** A buffer twice as large (at most a part) holding the same bytes. */
-function grow(buffer: Uint8Array): Uint8Array {
-  const larger = new Uint8Array(Math.min(PART_SIZE, buffer.length * 2));
+function grow(buffer: Uint8Array, partSize: number): Uint8Array {
+  const larger = new Uint8Array(Math.min(partSize, buffer.length * 2));
   larger.set(buffer);
   return larger;
 }

@@ -82,6 +82,9 @@ const TAIL_ROW_BYTES = 1024 * 1024;
 // R2's largest single put (5 GiB less 5 MiB); a longer first request goes to parts.
 const MAX_OBJECT_BYTES = 5 * 1024 ** 3 - 5 * 1024 ** 2;
 
+// What a single put is fed at a time.
+const OBJECT_BLOCK_BYTES = 1024 * 1024;
+
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS session (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -100,8 +103,8 @@ const SCHEMA = `
 `;
 
 /**
- * One blob upload. A first request that announces its length (skopeo's PATCH,
- * containerd's and oras's PUT) streams into a single R2 object: one write
+ * One blob upload. A first request that announces its length and no range
+ * (skopeo's PATCH, containerd's and oras's PUT) streams into a single R2 object: one write
  * whatever the size. Otherwise, or once more bytes follow such an object, the
  * bytes go to an R2 multipart upload plus a tail after its last full part.
  * POST only draws the object's id, so the session begins with its first
@@ -150,7 +153,8 @@ export class UploadSession extends DurableObject<Env> {
     }
     this.#busy = true;
     try {
-      if (session.size === 0 && fitsOneObject(chunk.length)) {
+      // A chunk with a Content-Range is one of several; without one, a first PATCH usually brings the whole blob.
+      if (session.size === 0 && chunk.start === undefined && fitsOneObject(chunk.length)) {
         const put = await this.#putObject(session, body, chunk.length);
         if (put.received !== chunk.length) return sizeMismatch(chunk.length, put.received, session.size);
         if (!(await this.#commitObject(session, put.received))) return unknownUpload();
@@ -301,32 +305,39 @@ export class UploadSession extends DurableObject<Env> {
 
   /**
    * Streams a request that brings the upload's first bytes, `length` of them,
-   * into one R2 object; commits nothing. Backpressure from the put paces the
-   * body, so memory stays at a chunk or two whatever the size.
+   * into one R2 object; commits nothing. Bytes are hashed and handed to the put
+   * in blocks (a chunk at a time costs several times more), and the put's
+   * backpressure paces the body, so memory stays at a few blocks.
    */
-  async #putObject(session: SessionRow, body: ReadableStream<Uint8Array> | null, length: number): Promise<{ received: number; hash: RunningHash }> {
+  async #putObject(session: SessionRow, body: ReadableStream<Uint8Array> | null, length: number): Promise<{ received: number; hash: RunningHash | null }> {
     const hasher = new Hasher(session.algorithm);
     const sized = new FixedLengthStream(length);
     const writer = sized.writable.getWriter();
     const stored = this.env.BLOBS.put(session.object_key, sized.readable);
+    // The block buffers are reused: the put gets a copy it may hold as long as it likes.
+    const writeBlock = async (block: Uint8Array) => {
+      await hasher.update(block);
+      await writer.write(block.slice());
+    };
     let received = 0;
-    try {
+    async function* counted() {
       for await (const chunk of body ?? []) {
         received += chunk.length;
-        if (received > length) break;
-        await hasher.update(chunk);
-        await writer.ready;
-        // Awaiting `ready`, not each write, keeps the put fed while the next chunk arrives.
-        writer.write(chunk).catch(() => {});
+        yield chunk;
+        if (received > length) return;
       }
+    }
+    try {
+      const { tail } = await cutIntoParts(counted(), new Uint8Array(), writeBlock, OBJECT_BLOCK_BYTES);
       if (received !== length) throw new Error(`the request brought ${received} bytes, not ${length}`);
+      await writeBlock(tail);
       await writer.close();
       await stored;
     } catch (error) {
       // An aborted stream fails the put, so no partial object is ever stored.
       await writer.abort(error).catch(() => {});
       await stored.catch(() => {});
-      if (received !== length) return { received, hash: { hasher, through: 0 } };
+      if (received !== length) return { received, hash: null };
       throw error;
     }
     return { received, hash: { hasher, through: length } };

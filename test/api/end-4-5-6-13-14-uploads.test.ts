@@ -245,12 +245,16 @@ describe("end-6 PUT <location>?digest=", () => {
   });
 
   it.each([
-    ["accepts the right digest", true],
-    ["refuses a wrong digest", false],
-  ])("%s when the session was evicted between chunks (its running hash lost)", async (_, right) => {
+    ["accepts the right digest", true, "a ranged chunk"],
+    ["refuses a wrong digest", false, "a ranged chunk"],
+    ["accepts the right digest", true, "a whole first PATCH"],
+    ["refuses a wrong digest", false, "a whole first PATCH"],
+  ])("%s when the session was evicted between chunks (its running hash lost), after %s", async (_, right, first) => {
     const repo = uniqueRepo();
     const bytes = randomBytes(11 * MiB);
-    const location = await patchInChunks(await openUpload(repo), bytes.slice(0, 6 * MiB), 6 * MiB);
+    const opened = await openUpload(repo);
+    const location = first === "a ranged chunk" ? await patchInChunks(opened, bytes.slice(0, 6 * MiB), 6 * MiB) : opened;
+    if (first === "a whole first PATCH") expect((await patch(location, bytes.slice(0, 6 * MiB))).status).toBe(202);
     const id = env.UPLOADS.idFromString(location.split("/").at(-1)!);
     await evictDurableObject(env.UPLOADS.get(id));
     const rest = await patch(location, bytes.slice(6 * MiB), { "Content-Range": `${6 * MiB}-${bytes.length - 1}` });
