@@ -23,11 +23,12 @@ import { MAIN_WORKLOADS, MEMORY_WORKLOADS } from "./lib/workloads.mjs";
 const REPO_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const log = (message) => console.error(message);
 
-/** The commit measured, and whether the work tree differed from it (outside bench/). */
+/** The commit measured, and whether tracked files outside bench/ differed from it. */
 function revision() {
   try {
     const git = (...args) => execFileSync("git", args, { cwd: REPO_DIR, encoding: "utf8" }).trim();
-    const dirty = git("status", "--porcelain", "--", ".", ":!bench").length > 0;
+    // Untracked files (a node_modules symlink in a clone, say) change nothing that runs.
+    const dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench").length > 0;
     return `${git("log", "-1", "--format=%h %s")}${dirty ? " (work tree modified)" : ""}`;
   } catch {
     return "unknown";

@@ -104,9 +104,10 @@ const SCHEMA = `
 
 /**
  * One blob upload. A first request that announces its length and no range
- * (skopeo's PATCH, containerd's and oras's PUT) streams into a single R2 object: one write
- * whatever the size. Otherwise, or once more bytes follow such an object, the
- * bytes go to an R2 multipart upload plus a tail after its last full part.
+ * (skopeo's PATCH, containerd's and oras's PUT) streams into a single R2
+ * object: one write whatever the size. Otherwise, or once more bytes follow
+ * such an object, the bytes go to an R2 multipart upload plus a tail after its
+ * last full part.
  * POST only draws the object's id, so the session begins with its first
  * request and binds to that request's repository; once completed or cancelled
  * it leaves a tombstone, so its id never opens a session again.
