@@ -2,7 +2,8 @@
 /**
  * `npm run bench`: our registry (wrangler dev) against CNCF distribution,
  * the same workloads on both, interleaved round by round (ours, then
- * distribution, each round) so machine noise hits both alike.
+ * distribution, each round) so machine noise hits both alike; each round also
+ * measures the floor, a Worker with no work of its own under the same wrangler dev.
  * See bench/README.md; `npm run bench -- --help` lists the settings.
  */
 import { execFileSync } from "node:child_process";
@@ -15,7 +16,8 @@ import { RegistryClient } from "./lib/client.mjs";
 import { loadConfig, usage } from "./lib/config.mjs";
 import { makeSharedData, setupServer } from "./lib/fixtures.mjs";
 import { evaluateTargets, formatNumber, renderReport, Results, summarize } from "./lib/report.mjs";
-import { distributionVersion, ensureDistribution, logTail, makeWorkDir, startDistribution, startOurs } from "./lib/servers.mjs";
+import { FloorRun } from "./lib/floor.mjs";
+import { distributionVersion, ensureDistribution, logTail, makeWorkDir, startDistribution, startFloor, startOurs } from "./lib/servers.mjs";
 import { measureCpu } from "./lib/cpu.mjs";
 import { now } from "./lib/stats.mjs";
 import { MAIN_WORKLOADS, MEMORY_WORKLOADS } from "./lib/workloads.mjs";
@@ -139,6 +141,7 @@ async function main() {
   const selected = (list) => (config.only ? list.filter((w) => config.only.has(w.id)) : list);
   const memoryWorkloads = selected(MEMORY_WORKLOADS);
   const mainWorkloads = selected(MAIN_WORKLOADS);
+  const floorSelected = !config.only || config.only.has("floor");
   const startedAt = new Date();
   const start = now();
 
@@ -166,6 +169,7 @@ async function main() {
   }
 
   const results = new Results();
+  let floor = null;
   let fatal = null;
   try {
     log("data: generating shared content …");
@@ -177,14 +181,23 @@ async function main() {
       log("memory phase: a fresh pair of servers each round …");
       await memoryPhase({ workloads: memoryWorkloads, config, context, results, servers: serverSpec });
     }
-    if (mainWorkloads.length > 0) {
-      const servers = await startPair(serverSpec);
+    if (mainWorkloads.length > 0 || floorSelected) {
+      const servers = mainWorkloads.length > 0 ? await startPair(serverSpec) : [];
       log("setup (untimed) …");
       for (const server of servers) server.state = await setupServer(server.client, data, config, log);
       log(`setup: ${servers.map((s) => `${s.name} ${JSON.stringify(s.state)}`).join(", ")}`);
+      let floorRun = null;
+      if (floorSelected) {
+        log("floor: a Worker with no work of its own, under the same wrangler dev …");
+        const server = await startFloor({ repoDir: REPO_DIR, workDir });
+        started.push(server);
+        floorRun = await FloorRun.prepare({ server, data, config, log });
+      }
       for (let round = 1; round <= config.rounds; round++) {
         await runRound({ round, rounds: config.rounds, workloads: mainWorkloads, servers, context, results });
+        await floorRun?.round(round);
       }
+      floor = floorRun?.summary() ?? null;
     }
   } catch (error) {
     // Still report what was measured; the error goes last.
@@ -196,7 +209,7 @@ async function main() {
 
   const rows = summarize(results);
   const targets = evaluateTargets(rows, results);
-  const report = renderReport({ results, rows, targets, machine, bundle, config, startedAt, elapsedMs: now() - start });
+  const report = renderReport({ results, rows, targets, floor, machine, bundle, config, startedAt, elapsedMs: now() - start });
   console.log(report);
   if (config.report) {
     writeFileSync(config.report, `${report}\n`);
@@ -207,7 +220,8 @@ async function main() {
     return 2;
   }
   // A wrong answer anywhere makes the comparison suspect: say so in the exit code.
-  return rows.some((r) => r.failures.ours > 0 || r.failures.distribution > 0) ? 1 : 0;
+  const floorFailed = floor?.some((m) => m.failures.length > 0) ?? false;
+  return floorFailed || rows.some((r) => r.failures.ours > 0 || r.failures.distribution > 0) ? 1 : 0;
 }
 
 main().then(

@@ -159,7 +159,24 @@ function cpuTable(results) {
 
 const KiB = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
 
-export function renderReport({ results, rows, targets, machine, bundle, config, startedAt, elapsedMs }) {
+/** The floor beside the workloads of ours it bounds. */
+function floorTable(floor, rows) {
+  return table(
+    ["the floor's measure", "floor", "ours", "ours / floor", "failures"],
+    floor.map((m) => {
+      const ours = m.bounds ? rows.find((r) => r.id === m.bounds && r.figure.key === "rate") : null;
+      return [
+        `${m.title} (${m.unit})`,
+        formatNumber(m.rate),
+        ours ? `${formatNumber(ours.ours)} (${m.bounds})` : "–",
+        ours ? formatRatio(ours.ours / m.rate) : "n/a",
+        String(m.failures.length),
+      ];
+    }),
+  );
+}
+
+export function renderReport({ results, rows, targets, floor, machine, bundle, config, startedAt, elapsedMs }) {
   const out = [];
   out.push(`Run of ${startedAt.toISOString()} — ${config.quick ? "quick (smoke) mode" : "full mode"}, ${config.rounds} rounds, ${(elapsedMs / 60000).toFixed(1)} min.`);
   out.push("");
@@ -185,6 +202,14 @@ export function renderReport({ results, rows, targets, machine, bundle, config, 
   out.push("");
   out.push(table(["target", "measured", "verdict"], targets.map((t) => [t.target, t.value, verdict(t.met)])));
   out.push("");
+  if (floor) {
+    out.push("### The floor: a Worker with no work of its own, under the same wrangler dev");
+    out.push("");
+    out.push("bench/floor/worker.js, measured by the same client in the same rounds as the registries. Ours does all the floor does and more, so ours / floor is what ours costs on top of the simulator; near 1×, there is nothing left to win in ours under wrangler dev.");
+    out.push("");
+    out.push(floorTable(floor, rows));
+    out.push("");
+  }
   if (bundle) {
     out.push("### Deployable bundle (`wrangler deploy --dry-run --outdir`)");
     out.push("");

@@ -1,6 +1,7 @@
 /**
- * Starting and stopping the two registries under test, each in its own
- * process group so the whole tree (npm → wrangler → workerd) goes at the end.
+ * Starting and stopping the two registries under test (and the floor Worker),
+ * each in its own process group so the whole tree (npm → wrangler → workerd)
+ * goes at the end.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -136,14 +137,7 @@ export async function startOurs({ repoDir, workDir }) {
   const port = await freePort();
   const stateDir = mkdtempSync(join(workDir, "ours-state-"));
   const logPath = join(workDir, "ours.log");
-  const env = {
-    ...process.env,
-    // Run wrangler on the same Node as the bench (the machine default may be too old).
-    PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
-    REGISTRY_STATE: stateDir,
-    WRANGLER_SEND_METRICS: "false",
-    WRANGLER_LOG: "warn",
-  };
+  const env = { ...wranglerEnv(), REGISTRY_STATE: stateDir };
   const { child, server } = await launch("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1"], { cwd: repoDir, env, logPath, port });
   return {
     ...server,
@@ -156,6 +150,26 @@ export async function startOurs({ repoDir, workDir }) {
     /** Every busy process of the tree, for CPU accounting. */
     processes: () =>
       [...descendantsNamed(child.pid, "workerd"), ...descendantsNamed(child.pid, "node")].map((pid) => ({ pid, label: ourProcessLabel(pid, port) })),
+  };
+}
+
+/** The floor Worker (bench/floor) under the same wrangler dev as ours, over a fresh state directory. */
+export async function startFloor({ repoDir, workDir }) {
+  const port = await freePort();
+  const stateDir = mkdtempSync(join(workDir, "floor-state-"));
+  const logPath = join(workDir, "floor.log");
+  const args = ["dev", "--config", "bench/floor/wrangler.toml", "--persist-to", stateDir, "--port", String(port), "--ip", "127.0.0.1"];
+  const { server } = await launch(join(repoDir, "node_modules/.bin/wrangler"), args, { cwd: repoDir, env: wranglerEnv(), logPath, port });
+  return { ...server, name: "floor", dataDir: stateDir };
+}
+
+function wranglerEnv() {
+  return {
+    ...process.env,
+    // Run wrangler on the same Node as the bench (the machine default may be too old).
+    PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
+    WRANGLER_SEND_METRICS: "false",
+    WRANGLER_LOG: "warn",
   };
 }
 

@@ -18,7 +18,7 @@ const LATENCY = { key: "latency", label: "median ms", higherIsBetter: false };
 const messageOf = (error) => (error instanceof Error ? error.message : String(error));
 
 /** Figures of a concurrent pool: successful operations per second and their latency percentiles. */
-function poolOutcome(pool) {
+export function poolOutcome(pool) {
   return {
     values: {
       rate: pool.latencies.length > 0 ? perSecond(pool.latencies.length, pool.ms) : NaN,
@@ -30,7 +30,7 @@ function poolOutcome(pool) {
 }
 
 /** One timed transfer of `bytes`, as MiB/s; a failed check gives no figure. */
-async function transferOutcome(bytes, fn) {
+export async function transferOutcome(bytes, fn) {
   try {
     const { ms } = await timed(fn);
     return { values: { rate: mibPerSecond(bytes, ms) }, failures: [] };
