@@ -16,10 +16,11 @@ export interface CutResult {
 }
 
 /**
- * Streams `source`, prefixed by `carried`, into full parts of `partSize`
- * (R2's part size unless asked otherwise) handed to `writePart` in order. One part uploads while the next fills, in two
- * buffers used in turn, so memory stays at two parts whatever the blob's size
- * and however late the garbage collector runs. `writePart` must be done with
+ * Streams `source`, prefixed by `carried`, into full parts of `partSize` (R2's
+ * part size unless asked otherwise) handed to `writePart` in order. One part
+ * uploads while the next fills, in two buffers used in turn, so memory stays
+ * at two parts whatever the blob's size and however late the garbage collector
+ * runs. `writePart` must be done with
  * its bytes when its promise settles: the buffer is refilled after that.
  */
 export async function cutIntoParts(

@@ -108,6 +108,7 @@ const SCHEMA = `
  * object: one write whatever the size. Otherwise, or once more bytes follow
  * such an object, the bytes go to an R2 multipart upload plus a tail after its
  * last full part.
+ *
  * POST only draws the object's id, so the session begins with its first
  * request and binds to that request's repository; once completed or cancelled
  * it leaves a tombstone, so its id never opens a session again.
