@@ -90,19 +90,21 @@ async function startPair({ binary, workDir, started }) {
 }
 
 /**
- * Memory: every round on a fresh pair of servers, so each peak is that of
- * one upload on a server that has served nothing else (a workerd keeps the
- * heap an earlier transfer grew), and rounds are true repeats.
+ * Memory: every workload and round on a fresh pair of servers, so each peak
+ * is that of one upload on a server that has served nothing else (a workerd
+ * keeps the heap an earlier transfer grew), and rounds are true repeats.
  */
 async function memoryPhase({ workloads, config, context, results, servers }) {
-  for (let round = 1; round <= config.rounds; round++) {
-    const pair = await startPair(servers);
-    try {
-      await runRound({ round, rounds: config.rounds, workloads, servers: pair, context, results });
-    } finally {
-      for (const server of pair) {
-        await server.stop();
-        rmSync(server.dataDir, { recursive: true, force: true });
+  for (const workload of workloads) {
+    for (let round = 1; round <= config.rounds; round++) {
+      const pair = await startPair(servers);
+      try {
+        await runRound({ round, rounds: config.rounds, workloads: [workload], servers: pair, context, results });
+      } finally {
+        for (const server of pair) {
+          await server.stop();
+          rmSync(server.dataDir, { recursive: true, force: true });
+        }
       }
     }
   }

@@ -77,9 +77,11 @@ export class RegistryClient {
   }
 
   /** PATCH one chunk (or the whole blob); the server must report the bytes received so far. */
-  async patch(location, body, { start, length, received }) {
+  async patch(location, body, { start, length, received, announced }) {
     const headers = { "Content-Type": "application/octet-stream" };
     if (start !== undefined) headers["Content-Range"] = `${start}-${start + length - 1}`;
+    // A stream's length, announced as skopeo does when it knows the size.
+    if (announced !== undefined) headers["Content-Length"] = String(announced);
     const response = await this.send("PATCH", location, { headers, body, expect: [202] });
     await drain(response);
     const range = response.headers.get("range");
@@ -116,9 +118,9 @@ export class RegistryClient {
   }
 
   /** Push of a generated stream in one PATCH; the digest is only known once the stream has ended. */
-  async pushBlobStream(repo, generated) {
+  async pushBlobStream(repo, generated, { announceLength = false } = {}) {
     const location = await this.startUpload(repo);
-    const next = await this.patch(location, generated.stream, { received: generated.size });
+    const next = await this.patch(location, generated.stream, { received: generated.size, announced: announceLength ? generated.size : undefined });
     await this.finishUpload(next, generated.digest());
   }
 

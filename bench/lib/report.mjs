@@ -99,14 +99,25 @@ export function evaluateTargets(rows, results) {
       met: Number.isFinite(factor) ? factor <= 1.5 : null,
     });
   }
-  const memory = results.get("memory-upload");
-  if (memory) {
-    const peaks = memory.servers.ours.outcomes.map((o) => o.values.peak).filter(Number.isFinite);
-    const worst = peaks.length > 0 ? Math.max(...peaks) : NaN;
+  const memory = ["memory-upload", "memory-upload-sized"].map((id) => results.get(id)).filter(Boolean);
+  if (memory.length > 0) {
+    const worstOf = (key) => {
+      const peaks = memory.flatMap((m) => m.servers.ours.outcomes.map((o) => o.values[key])).filter(Number.isFinite);
+      return peaks.length > 0 ? Math.max(...peaks) : NaN;
+    };
+    // The Workers limit: 128 MB for an isolate, its heap and ArrayBuffers.
+    const limitMiB = 128e6 / 2 ** 20;
+    const isolate = worstOf("isolate");
     targets.push({
-      target: "ours: peak RSS during the big streamed upload < 128 MiB",
-      value: Number.isFinite(worst) ? `${worst.toFixed(0)} MiB (worst round, all workerd processes)` : "n/a",
-      met: Number.isFinite(worst) ? worst < 128 : null,
+      target: "ours: peak isolate memory during the big streamed uploads < 128 MB (122 MiB), the Workers limit",
+      value: Number.isFinite(isolate) ? `${isolate.toFixed(1)} MiB (worst round of both; Worker and Durable Object in one isolate, garbage included)` : "n/a",
+      met: Number.isFinite(isolate) ? isolate < limitMiB : null,
+    });
+    const rss = worstOf("peak");
+    targets.push({
+      target: "ours: peak RSS during the big streamed uploads < 128 MB (122 MiB)",
+      value: Number.isFinite(rss) ? `${rss.toFixed(0)} MiB (worst round of both, all workerd processes: the runtime and simulators too)` : "n/a",
+      met: Number.isFinite(rss) ? rss < limitMiB : null,
     });
   }
   return targets;

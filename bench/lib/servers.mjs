@@ -137,8 +137,10 @@ export async function startOurs({ repoDir, workDir }) {
   const port = await freePort();
   const stateDir = mkdtempSync(join(workDir, "ours-state-"));
   const logPath = join(workDir, "ours.log");
+  const inspectorPort = await freePort();
   const env = { ...wranglerEnv(), REGISTRY_STATE: stateDir };
-  const { child, server } = await launch("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1"], { cwd: repoDir, env, logPath, port });
+  const args = ["start", "--", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort)];
+  const { child, server } = await launch("npm", args, { cwd: repoDir, env, logPath, port });
   return {
     ...server,
     name: "ours",
@@ -147,6 +149,8 @@ export async function startOurs({ repoDir, workDir }) {
     /** The workerd processes serving our registry (wrangler runs a proxy and the worker itself). */
     memoryPids: () => descendantsNamed(child.pid, "workerd"),
     processLabel: (pid) => ourProcessLabel(pid, port),
+    /** wrangler's DevTools socket: the worker's isolate, whose heap is what the Workers memory limit counts. */
+    inspectorUrl: `ws://127.0.0.1:${inspectorPort}/ws`,
     /** Every busy process of the tree, for CPU accounting. */
     processes: () =>
       [...descendantsNamed(child.pid, "workerd"), ...descendantsNamed(child.pid, "node")].map((pid) => ({ pid, label: ourProcessLabel(pid, port) })),

@@ -6,7 +6,7 @@
 import { check, MEDIA } from "./client.mjs";
 import { generatedStream, imageManifest, randomBlob, variantOf } from "./data.mjs";
 import { REPOS } from "./fixtures.mjs";
-import { sampleRss } from "./memory.mjs";
+import { sampleIsolate, sampleRss } from "./memory.mjs";
 import { runPool } from "./pool.mjs";
 import { median, MiB, mibPerSecond, percentile, perSecond, timed } from "./stats.mjs";
 
@@ -327,28 +327,33 @@ const MB = (bytes) => bytes / MiB;
 
 /**
  * Peak RSS of the server's processes (ours: every workerd under wrangler;
- * the peer: its one process) while a generated stream is pushed in one PATCH.
+ * the peer: its one process), and ours' isolate memory, while a generated
+ * stream is pushed in one PATCH, its length announced (skopeo: one R2 object)
+ * or not (docker, podman: parts).
  */
-const memoryUpload = {
-  id: "memory-upload",
-  title: "streamed upload in one PATCH: peak server RSS",
+const memoryUploadOf = ({ id, title, announceLength }) => ({
+  id,
+  title,
   figures: [
     { key: "peak", label: "peak RSS MiB", higherIsBetter: false },
     { key: "growth", label: "RSS growth MiB", higherIsBetter: false },
+    { key: "isolate", label: "peak isolate heap + ArrayBuffers MiB (ours only)", higherIsBetter: false },
     { key: "rate", label: "upload MiB/s", higherIsBetter: true },
   ],
-  async run({ config, round }, { client, memoryPids, processLabel }) {
+  async run({ config, round }, { client, memoryPids, processLabel, inspectorUrl }) {
     const pids = memoryPids();
     const generated = generatedStream(config.memoryMib * MiB);
     let failure = null;
-    const sampled = await sampleRss(pids, async () => {
+    const push = async () => {
       try {
-        return (await timed(() => client.pushBlobStream(REPOS.memory, generated))).ms;
+        return (await timed(() => client.pushBlobStream(REPOS.memory, generated, { announceLength }))).ms;
       } catch (error) {
         failure = messageOf(error);
         return NaN;
       }
-    });
+    };
+    const isolate = inspectorUrl ? await sampleIsolate(inspectorUrl, () => sampleRss(pids, push)) : null;
+    const sampled = isolate ? isolate.result : await sampleRss(pids, push);
     const perProcess = Object.entries(sampled.perProcessPeak).map(([pid, bytes]) => {
       const hwm = sampled.hwm ? ` (kernel VmHWM ${MB(sampled.hwm[pid]).toFixed(0)})` : "";
       return `${processLabel(Number(pid))} ${MB(bytes).toFixed(0)} MiB${hwm}`;
@@ -357,17 +362,28 @@ const memoryUpload = {
       values: {
         peak: MB(sampled.peak),
         growth: MB(sampled.peak - sampled.baseline),
+        isolate: isolate ? MB(isolate.peak) : NaN,
         rate: failure ? NaN : mibPerSecond(generated.size, sampled.result),
       },
       failures: failure ? [failure] : [],
-      notes: [`round ${round}: baseline ${MB(sampled.baseline).toFixed(0)} MiB, peak per process: ${perProcess.join(", ")}`],
+      notes: [
+        `round ${round}: baseline ${MB(sampled.baseline).toFixed(0)} MiB, peak per process: ${perProcess.join(", ")}` +
+          (isolate ? `; isolate ${MB(isolate.baseline).toFixed(1)} → ${MB(isolate.peak).toFixed(1)} MiB` : ""),
+      ],
       raw: { peakBytes: sampled.peak, baselineBytes: sampled.baseline, perProcessPeak: sampled.perProcessPeak, hwm: sampled.hwm },
     };
   },
-};
+});
+
+const memoryUpload = memoryUploadOf({ id: "memory-upload", title: "streamed upload in one PATCH, no Content-Length: peak server RSS", announceLength: false });
+const memoryUploadSized = memoryUploadOf({
+  id: "memory-upload-sized",
+  title: "streamed upload in one PATCH with Content-Length: peak server RSS",
+  announceLength: true,
+});
 
 /** Measured first, on servers that have served nothing yet, so earlier workloads' heaps do not count. */
-export const MEMORY_WORKLOADS = [memoryUpload];
+export const MEMORY_WORKLOADS = [memoryUpload, memoryUploadSized];
 
 export const MAIN_WORKLOADS = [
   baseGet,
