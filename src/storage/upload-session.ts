@@ -5,6 +5,7 @@ import type { ErrorCode } from "../oci/errors";
 import type { RepositoryName } from "../oci/names";
 import { BlobStore } from "./blobs";
 import { blobObjectKey } from "./keys";
+import { putWhole } from "./object-writer";
 import { cutIntoParts } from "./part-writer";
 
 /** What a session method answers: a value, or an error for the route to raise. */
@@ -81,9 +82,6 @@ const TAIL_ROW_BYTES = 1024 * 1024;
 
 // R2's largest single put (5 GiB less 5 MiB); a longer first request goes to parts.
 const MAX_OBJECT_BYTES = 5 * 1024 ** 3 - 5 * 1024 ** 2;
-
-// What a single put is fed at a time.
-const OBJECT_BLOCK_BYTES = 1024 * 1024;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS session (
@@ -305,44 +303,11 @@ export class UploadSession extends DurableObject<Env> {
     return tail;
   }
 
-  /**
-   * Streams a request that brings the upload's first bytes, `length` of them,
-   * into one R2 object; commits nothing. Bytes are hashed and handed to the put
-   * in blocks (a chunk at a time costs several times more), and the put's
-   * backpressure paces the body, so memory stays at a few blocks.
-   */
+  /** Streams a request that brings the upload's first bytes, `length` of them, into one R2 object; commits nothing. */
   async #putObject(session: SessionRow, body: ReadableStream<Uint8Array> | null, length: number): Promise<{ received: number; hash: RunningHash | null }> {
     const hasher = new Hasher(session.algorithm);
-    const sized = new FixedLengthStream(length);
-    const writer = sized.writable.getWriter();
-    const stored = this.env.BLOBS.put(session.object_key, sized.readable);
-    // The block buffers are reused: the put gets a copy it may hold as long as it likes.
-    const writeBlock = async (block: Uint8Array) => {
-      await hasher.update(block);
-      await writer.write(block.slice());
-    };
-    let received = 0;
-    async function* counted() {
-      for await (const chunk of body ?? []) {
-        received += chunk.length;
-        yield chunk;
-        if (received > length) return;
-      }
-    }
-    try {
-      const { tail } = await cutIntoParts(counted(), new Uint8Array(), writeBlock, OBJECT_BLOCK_BYTES);
-      if (received !== length) throw new Error(`the request brought ${received} bytes, not ${length}`);
-      await writeBlock(tail);
-      await writer.close();
-      await stored;
-    } catch (error) {
-      // An aborted stream fails the put, so no partial object is ever stored.
-      await writer.abort(error).catch(() => {});
-      await stored.catch(() => {});
-      if (received !== length) return { received, hash: null };
-      throw error;
-    }
-    return { received, hash: { hasher, through: length } };
+    const received = await putWhole(this.env.BLOBS, session.object_key, body, length, hasher);
+    return { received, hash: received === length ? { hasher, through: length } : null };
   }
 
   /**
