@@ -56,10 +56,6 @@ interface Written {
   received: number;
   /** The running hash, now covering every byte of the upload, when one was carried. */
   hash: RunningHash | null;
-  /** The key the parts belong to. */
-  objectKey: string;
-  /** The whole object these parts took over (it was read into them), to delete once they are committed. */
-  replaces: string | null;
 }
 
 /** The bytes of a finished upload in R2, not yet verified or published. */
@@ -68,7 +64,6 @@ interface Assembled {
   size: number;
   /** Its digest, when a running hash of the asked algorithm covered every byte. */
   known: Digest | null;
-  replaces: string | null;
 }
 
 /** A hash of the upload's first `through` bytes, still open for more. */
@@ -163,7 +158,7 @@ export class UploadSession extends DurableObject<Env> {
       }
       const written = await this.#write(session, body);
       if (chunk.length !== undefined && written.received !== chunk.length) return sizeMismatch(chunk.length, written.received, session.size);
-      if (!(await this.#commit(written))) return unknownUpload();
+      if (!(await this.#commit(session, written))) return unknownUpload();
       this.#hash = written.hash;
       return { ok: true, size: session.size + written.received };
     } finally {
@@ -185,7 +180,7 @@ export class UploadSession extends DurableObject<Env> {
     try {
       const assembled = await this.#assemble(session, digest, body, length);
       if (!assembled.ok) return assembled;
-      const { key, size, known, replaces } = assembled;
+      const { key, size, known } = assembled;
       const actual = known ?? (await this.#digestOf(key, algorithmOf(digest)));
       if (actual !== digest) {
         await this.env.BLOBS.delete(key);
@@ -194,7 +189,8 @@ export class UploadSession extends DurableObject<Env> {
       const storedKey = await this.#blobs.register(session.repository, { digest, size, objectKey: key });
       // Another upload published the same bytes first: keep one copy.
       if (storedKey !== key) await this.env.BLOBS.delete(key);
-      if (replaces) await this.env.BLOBS.delete(replaces);
+      // The parts took over a whole object (it was read into them under a new key).
+      if (key !== session.object_key) await this.env.BLOBS.delete(session.object_key);
       this.#end();
       return { ok: true, digest, size };
     } finally {
@@ -224,17 +220,17 @@ export class UploadSession extends DurableObject<Env> {
       const put = await this.#putObject(session, body, length);
       if (put.received !== length) return sizeMismatch(length, put.received, session.size);
       await this.#abortMultipart(session);
-      return { ok: true, key: session.object_key, size: length, known: await settled(put.hash), replaces: null };
+      return { ok: true, key: session.object_key, size: length, known: await settled(put.hash) };
     }
     if (session.layout === "object" && (body === null || length === 0)) {
       const hash = this.#hash?.through === session.size ? this.#hash : null;
       this.#hash = null;
-      return { ok: true, key: session.object_key, size: session.size, known: await settled(hash), replaces: null };
+      return { ok: true, key: session.object_key, size: session.size, known: await settled(hash) };
     }
 
     const written = await this.#write(session, body);
     if (length !== undefined && written.received !== length) return sizeMismatch(length, written.received, session.size);
-    const { objectKey: key, replaces } = written;
+    const key = this.#partsKey(session);
     const parts = [...this.#parts(), ...written.parts];
     const size = session.size + written.received;
     const known = await settled(written.hash);
@@ -246,12 +242,12 @@ export class UploadSession extends DurableObject<Env> {
       await this.env.BLOBS.put(key, written.tail, { [algorithm]: hexOf(digest) });
       // A multipart upload left by a request that failed before committing a part.
       await this.#abortMultipart(session);
-      return { ok: true, key, size, known: actual, replaces };
+      return { ok: true, key, size, known: actual };
     }
     const upload = this.env.BLOBS.resumeMultipartUpload(key, session.multipart_id!);
     if (written.tail.length > 0) parts.push(await upload.uploadPart(parts.length + 1, written.tail));
     await upload.complete(parts);
-    return { ok: true, key, size, known, replaces };
+    return { ok: true, key, size, known };
   }
 
   /** Reads an assembled object once, when no running hash survived (eviction, a failed request). */
@@ -320,7 +316,6 @@ export class UploadSession extends DurableObject<Env> {
     const hash = session.size === 0 ? { hasher: new Hasher(session.algorithm), through: 0 } : this.#hash?.through === session.size ? this.#hash : null;
     this.#hash = null;
     const converting = session.layout === "object";
-    const objectKey = this.#partsKey(session);
     const prefix = converting ? await this.#read(session.object_key) : null;
     const carried = converting || session.size === 0 ? new Uint8Array() : this.#tail();
     // The session's bytes were hashed when they arrived: hash only what follows them.
@@ -344,8 +339,6 @@ export class UploadSession extends DurableObject<Env> {
       tail: cut.tail,
       received,
       hash: hash && { hasher: hash.hasher, through: session.size + received },
-      objectKey,
-      replaces: converting ? session.object_key : null,
     };
   }
 
@@ -382,14 +375,15 @@ export class UploadSession extends DurableObject<Env> {
   }
 
   /** Records a chunk; false when the session was cancelled while the chunk streamed. */
-  async #commit(written: Written): Promise<boolean> {
+  async #commit(session: SessionRow, written: Written): Promise<boolean> {
     if (written.received === 0) return true;
+    const partsKey = this.#partsKey(session);
     const committed = this.ctx.storage.transactionSync(() => {
       const updated = this.#sql.exec(
         "UPDATE session SET size = size + ?, part_count = part_count + ?, layout = 'parts', object_key = ? WHERE id = 1",
         written.received,
         written.parts.length,
-        written.objectKey,
+        partsKey,
       );
       if (updated.rowsWritten === 0) return false;
       for (const part of written.parts) {
@@ -401,8 +395,8 @@ export class UploadSession extends DurableObject<Env> {
       }
       return true;
     });
-    // The parts now hold the whole object's bytes.
-    if (committed && written.replaces) await this.env.BLOBS.delete(written.replaces);
+    // The parts now hold the bytes of the whole object they took over.
+    if (committed && partsKey !== session.object_key) await this.env.BLOBS.delete(session.object_key);
     return committed;
   }
 
