@@ -275,6 +275,24 @@ describe("end-6 PUT <location>?digest=", () => {
     await expectBlob(repo, digest, bytes);
   });
 
+  it.each([0, 100])("refuses a PUT body shorter than its Content-Length and keeps what came before (%i bytes)", async (before) => {
+    const repo = uniqueRepo();
+    const location = await openUpload(repo);
+    const first = randomBytes(before);
+    if (before > 0) expect((await patch(location, first)).status).toBe(202);
+    const rest = randomBytes(3 * MiB);
+    const whole = new Uint8Array([...first, ...rest]);
+    const put = await fetchRegistry(withDigest(location, await digestOf(whole)), {
+      method: "PUT",
+      body: streamOf(rest.slice(0, MiB)),
+      headers: { "Content-Length": String(rest.length) },
+    });
+    expect(put.status).toBe(400);
+    expect(await errorCode(put)).toBe("SIZE_INVALID");
+    expect((await fetchRegistry(location)).headers.get("Range")).toBe(`0-${Math.max(before - 1, 0)}`);
+    expect(await objectsOf(location)).toHaveLength(before > 0 ? 1 : 0);
+  });
+
   it("requires the digest parameter", async () => {
     const location = await openUpload(uniqueRepo());
     const response = await fetchRegistry(location, { method: "PUT" });
