@@ -9,7 +9,7 @@ export default defineConfig({
         plugins: [
           cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { TEST_MIGRATIONS: await readD1Migrations("./migrations") } },
+            miniflare: { bindings: { TEST_MIGRATIONS: await readD1Migrations("./migrations"), UPLOAD_SECRET: "test-upload-secret" } },
           })),
         ],
         test: {

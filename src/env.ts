@@ -6,4 +6,6 @@ export interface Env {
   DB: D1Database;
   UPLOADS: DurableObjectNamespace<UploadSession>;
   MAX_MANIFEST_BYTES: string;
+  /** Keys the HMAC that upload ids carry (a secret; `npm start` generates one into .dev.vars). */
+  UPLOAD_SECRET?: string;
 }

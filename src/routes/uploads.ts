@@ -3,8 +3,10 @@ import type { AppEnv } from "../app-env";
 import { DEFAULT_ALGORITHM, parseAlgorithm, parseDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { isRepositoryName } from "../oci/names";
-import { parseContentRange } from "../oci/range";
+import { parseContentRange, uploadRange } from "../oci/range";
+import type { UploadFailure, UploadResult } from "../storage/upload-result";
 import type { ChunkBounds } from "../storage/upload-session";
+import type { Upload } from "../storage/uploads";
 import { blobLocation, repositoryOf, uploadHeaders } from "./http";
 
 /**
@@ -13,9 +15,13 @@ import { blobLocation, repositoryOf, uploadHeaders } from "./http";
  */
 export const uploads = new Hono<AppEnv>();
 
-const SESSION = "/:name{.+}/blobs/uploads/:id";
+const UPLOADS = "/:name{.+}/blobs/uploads";
+const SESSION = `${UPLOADS}/:id`;
 
-uploads.post("/:name{.+}/blobs/uploads", async (c) => {
+// How long a client is asked to wait when the isolate's upload buffers are all in use.
+const RETRY_AFTER_SECONDS = 5;
+
+uploads.post(UPLOADS, async (c) => {
   const repository = repositoryOf(c);
   const { storage } = c.var;
   const mount = c.req.query("mount");
@@ -30,30 +36,35 @@ uploads.post("/:name{.+}/blobs/uploads", async (c) => {
   }
   const monolithic = c.req.query("digest");
   const digest = monolithic === undefined ? undefined : parseDigest(monolithic);
-  const upload = storage.uploads.create(repository, algorithmOf(c));
+  const upload = await storage.uploads.create(repository, algorithmOf(c));
   if (digest) {
-    const blob = await upload.complete(digest, c.req.raw.body, contentLength(c));
+    const blob = settle(await upload.complete(digest, c.req.raw.body, chunkBounds(c)));
     return c.body(null, 201, { Location: blobLocation(repository, blob.digest), "Docker-Content-Digest": blob.digest, "Content-Length": "0" });
   }
   return c.body(null, 202, uploadHeaders(upload, 0));
 });
 
+// The collection itself has no upload to report or cancel.
+uploads.on(["GET", "DELETE"], UPLOADS, () => {
+  throw new RegistryError("BLOB_UPLOAD_UNKNOWN", "an upload id is required");
+});
+
 uploads.get(SESSION, async (c) => {
-  const upload = sessionOf(c);
-  return c.body(null, 204, uploadHeaders(upload, await upload.size()));
+  const upload = await sessionOf(c);
+  return c.body(null, 204, uploadHeaders(upload, settle(await upload.size()).size));
 });
 
 uploads.patch(SESSION, async (c) => {
-  const upload = sessionOf(c);
-  const size = await upload.append(c.req.raw.body, chunkBounds(c));
+  const upload = await sessionOf(c);
+  const { size } = settle(await upload.append(c.req.raw.body, chunkBounds(c)));
   return c.body(null, 202, uploadHeaders(upload, size));
 });
 
 uploads.put(SESSION, async (c) => {
-  const upload = sessionOf(c);
+  const upload = await sessionOf(c);
   const query = c.req.query("digest");
   if (query === undefined) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
-  const blob = await upload.complete(parseDigest(query), c.req.raw.body, contentLength(c));
+  const blob = settle(await upload.complete(parseDigest(query), c.req.raw.body, chunkBounds(c)));
   return c.body(null, 201, {
     Location: blobLocation(upload.target.repository, blob.digest),
     "Docker-Content-Digest": blob.digest,
@@ -62,7 +73,8 @@ uploads.put(SESSION, async (c) => {
 });
 
 uploads.delete(SESSION, async (c) => {
-  await sessionOf(c).cancel();
+  const upload = await sessionOf(c);
+  settle(await upload.cancel());
   return c.body(null, 204);
 });
 
@@ -71,8 +83,11 @@ function algorithmOf(c: Context<AppEnv>) {
 }
 
 /** The upload a session URL names; its algorithm only matters if this request begins the session. */
-function sessionOf(c: Context<AppEnv>) {
-  return c.var.storage.uploads.open(repositoryOf(c), c.req.param("id") ?? "", algorithmOf(c));
+async function sessionOf(c: Context<AppEnv>): Promise<Upload> {
+  const id = c.req.param("id") ?? "";
+  const upload = await c.var.storage.uploads.open(repositoryOf(c), id, algorithmOf(c));
+  if (!upload) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `no upload ${id.slice(0, 200)} in this repository`);
+  return upload;
 }
 
 /** The body's announced length, if any. */
@@ -83,7 +98,7 @@ function contentLength(c: Context<AppEnv>): number | undefined {
   return length;
 }
 
-/** What a PATCH's headers promise about its body; contradicting headers are refused before any byte is read. */
+/** What a chunk's headers promise about its body; contradicting headers are refused before any byte is read. */
 function chunkBounds(c: Context<AppEnv>): ChunkBounds {
   const length = contentLength(c);
   const contentRange = c.req.header("Content-Range");
@@ -94,4 +109,39 @@ function chunkBounds(c: Context<AppEnv>): ChunkBounds {
     throw new RegistryError("SIZE_INVALID", `Content-Range ${contentRange} is ${rangeLength} bytes but Content-Length is ${length}`);
   }
   return { start: range.start, length: rangeLength };
+}
+
+/** The value of a session's answer, or its refusal as the OCI error a client expects. */
+function settle<T>(result: UploadResult<T>): T {
+  if (result.ok) return result;
+  throw refusal(result);
+}
+
+function refusal(failure: UploadFailure): RegistryError {
+  // Errors about where an upload stands tell the client where it really ends.
+  const range = (size: number) => ({ headers: { Range: uploadRange(size) } });
+  switch (failure.reason) {
+    case "unknown":
+      return new RegistryError("BLOB_UPLOAD_UNKNOWN", "no such upload in this repository");
+    case "out-of-order":
+      return new RegistryError("RANGE_INVALID", `the chunk starts at ${failure.start} but the upload has ${failure.size} bytes`, range(failure.size));
+    case "busy":
+      return new RegistryError("RANGE_INVALID", "another request is writing to this upload", range(failure.size));
+    case "incomplete-body": {
+      const announced = failure.announced === undefined ? "" : ` of the ${failure.announced} it announced`;
+      return new RegistryError("SIZE_INVALID", `the body ended after ${failure.received} bytes${announced}`, range(failure.size));
+    }
+    case "overflow":
+      return new RegistryError("SIZE_INVALID", `the body brought more than the ${failure.announced} bytes it announced`, range(failure.size));
+    case "too-large":
+      return new RegistryError("SIZE_INVALID", `an upload holds at most ${failure.limit} bytes (R2's 10,000 parts)`, { status: 413, ...range(failure.size) });
+    case "digest-mismatch":
+      return new RegistryError("DIGEST_INVALID", `expected ${failure.expected}, the uploaded bytes are ${failure.actual ?? "missing"}`);
+    case "out-of-memory":
+      return new RegistryError("TOOMANYREQUESTS", "every upload buffer of this server is in use; retry shortly", {
+        headers: { "Retry-After": String(RETRY_AFTER_SECONDS), Range: uploadRange(failure.size) },
+      });
+    case "completing":
+      return new RegistryError("BLOB_UPLOAD_INVALID", "the upload is being completed: repeat its PUT, or cancel it", range(failure.size));
+  }
 }

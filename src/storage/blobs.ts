@@ -71,6 +71,11 @@ export class BlobStore {
     return stored;
   }
 
+  /** The R2 key that D1 says holds the digest's bytes, if any. */
+  async objectKeyOf(digest: Digest): Promise<string | null> {
+    return this.db.prepare("SELECT object_key FROM blobs WHERE digest = ?1").bind(digest).first<string>("object_key");
+  }
+
   /** Removes the blob from the repository; the bytes stay for other holders. */
   async unlink(repository: RepositoryName, digest: Digest): Promise<boolean> {
     const result = await this.db

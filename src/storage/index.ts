@@ -19,7 +19,7 @@ export interface Storage {
 export function createStorage(env: Env): Storage {
   return {
     blobs: new BlobStore(env.DB, env.BLOBS),
-    uploads: new Uploads(env.UPLOADS),
+    uploads: new Uploads(env.UPLOADS, env.UPLOAD_SECRET),
     manifests: new ManifestStore(env.DB, env.BLOBS),
     tags: new TagIndex(env.DB),
     referrers: new ReferrerIndex(env.DB),

@@ -1,45 +1,40 @@
 import type { Hasher } from "../oci/digest";
-import { cutIntoParts } from "./part-writer";
+import { IncompleteBody, type ByteSource } from "./byte-source";
 
-// What the put is fed at a time: a chunk at a time through the hash and the put's writer costs several times more.
-const BLOCK_BYTES = 1024 * 1024;
+/** What the put is fed at a time: a chunk at a time through the hash and the put's writer costs several times more. */
+export const BLOCK_BYTES = 1024 * 1024;
 
 /**
  * Streams a body that announced `length` bytes into one R2 object at `key`,
- * through `hasher` on the way. Returns how many bytes the body brought
- * (counting stops just past `length`); unless exactly `length`, nothing is
- * stored, as the put is aborted. The put's backpressure paces the body, so
- * memory stays at a few blocks whatever the size.
+ * through `hasher` on the way, one block at a time in a single reused buffer:
+ * a write resolves once the put has taken the block's bytes, and the put's
+ * pace holds the body back, so memory stays at one block whatever the size.
+ * Stores nothing unless the body brings exactly `length` bytes (the put is
+ * aborted): an IncompleteBody or BodyOverflow says what went wrong.
  */
-export async function putWhole(bucket: R2Bucket, key: string, body: ReadableStream<Uint8Array> | null, length: number, hasher: Hasher): Promise<number> {
+export async function putWhole(bucket: R2Bucket, key: string, source: ByteSource, length: number, hasher: Hasher): Promise<void> {
   const sized = new FixedLengthStream(length);
   const writer = sized.writable.getWriter();
   const stored = bucket.put(key, sized.readable);
-  // The block buffers are reused: the put gets a copy it may hold as long as it likes.
-  const writeBlock = async (block: Uint8Array) => {
-    await hasher.update(block);
-    await writer.write(block.slice());
-  };
-  let received = 0;
-  async function* counted() {
-    for await (const chunk of body ?? []) {
-      received += chunk.length;
-      yield chunk;
-      if (received > length) return;
-    }
-  }
+  let block: Uint8Array = new Uint8Array(Math.min(BLOCK_BYTES, length));
   try {
-    const { tail } = await cutIntoParts(counted(), new Uint8Array(), writeBlock, BLOCK_BYTES);
-    if (received !== length) throw new Error(`the body brought ${received} bytes, not ${length}`);
-    await writeBlock(tail);
+    for (let written = 0; written < length; ) {
+      const read = await source.fill(block, 0);
+      block = read.buffer;
+      const bytes = block.subarray(0, read.filled);
+      await hasher.update(bytes);
+      await writer.write(bytes);
+      written += read.filled;
+      if (read.ended) break;
+    }
+    await source.end();
+    if (source.bodyBytes !== length) throw new IncompleteBody(source.bodyBytes);
     await writer.close();
     await stored;
   } catch (error) {
     // An aborted stream fails the put, so no partial object is ever stored.
     await writer.abort(error).catch(() => {});
     await stored.catch(() => {});
-    if (received !== length) return received;
     throw error;
   }
-  return received;
 }

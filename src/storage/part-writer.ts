@@ -1,68 +1,86 @@
+import { MAX_UPLOAD_PARTS } from "../oci/limits";
+import type { ByteSource } from "./byte-source";
+import type { Lease } from "./memory-budget";
+
 /**
  * R2 multipart parts: every part but the last must have one size of at least
  * 5 MiB, and an upload has at most 10,000 parts, so 8 MiB parts allow blobs up
- * to 78 GiB. Small chunks are gathered until a part fills.
+ * to 78 GiB.
  */
-const PART_SIZE = 8 * 1024 * 1024;
+export const PART_SIZE = 8 * 1024 * 1024;
 
-// The first buffer starts this small and doubles, so a small blob never costs a whole part.
+/** The most one upload can hold: R2's most parts, each a full part. */
+export const MAX_UPLOAD_BYTES = MAX_UPLOAD_PARTS * PART_SIZE;
+
+// A buffer for bytes of unknown length starts this small and doubles, so a small blob never costs a whole part.
 const FIRST_BUFFER = 64 * 1024;
 
-export interface CutResult {
-  /** Bytes after the last full part: carried to the next request, or the last part. */
-  tail: Uint8Array;
-  /** Bytes read from the source (not counting the carried bytes). */
-  received: number;
+/** The buffer a write must lease before it starts: the most it holds unless it can lease a second part. */
+export function firstBufferBytes(carried: number, expected: number | undefined): number {
+  return expected === undefined ? PART_SIZE : Math.min(PART_SIZE, carried + expected);
 }
 
 /**
- * Streams `source`, prefixed by `carried`, into full parts of `partSize` (R2's
- * part size unless asked otherwise) handed to `writePart` in order. One part
- * uploads while the next fills, in two buffers used in turn, so memory stays
- * at two parts whatever the blob's size and however late the garbage collector
- * runs. `writePart` must be done with
- * its bytes when its promise settles: the buffer is refilled after that.
+ * Streams `source`, after the `carried` bytes, into full parts handed to
+ * `writePart` in order, and returns the bytes after the last full part (the
+ * tail). Bytes are read straight into the part's buffer. While one part
+ * uploads the next fills a second buffer if `lease` can grow by one part;
+ * otherwise the upload is awaited and its buffer refilled. So memory stays at
+ * one or two parts whatever the blob's size and however late the garbage
+ * collector runs. `writePart` must be done with its bytes when its promise
+ * settles: the buffer is refilled after that.
  */
 export async function cutIntoParts(
-  source: AsyncIterable<Uint8Array> | null,
+  source: ByteSource,
   carried: Uint8Array,
+  expected: number | undefined,
+  lease: Lease,
   writePart: (part: Uint8Array) => Promise<void>,
-  partSize = PART_SIZE,
-): Promise<CutResult> {
-  let buffer: Uint8Array = new Uint8Array(Math.max(FIRST_BUFFER, carried.length));
+): Promise<Uint8Array> {
+  let buffer: Uint8Array = new Uint8Array(expected === undefined ? Math.max(FIRST_BUFFER, carried.length) : firstBufferBytes(carried.length, expected));
   buffer.set(carried);
   let filled = carried.length;
   let spare: Uint8Array | undefined;
-  let received = 0;
   let inFlight: Promise<void> = Promise.resolve();
-  for await (const chunk of source ?? []) {
-    received += chunk.length;
-    for (let offset = 0; offset < chunk.length; ) {
-      if (filled === buffer.length) buffer = grow(buffer, partSize);
-      const take = Math.min(buffer.length - filled, chunk.length - offset);
-      buffer.set(chunk.subarray(offset, offset + take), filled);
-      filled += take;
-      offset += take;
-      if (filled === partSize) {
-        // The spare buffer's upload must finish before the spare is refilled.
-        await inFlight;
-        const part = buffer;
-        inFlight = writePart(part);
-        // Surface a failed upload at the next await without an unhandled rejection meanwhile.
-        inFlight.catch(() => {});
-        buffer = spare ?? new Uint8Array(partSize);
-        spare = part;
-        filled = 0;
+  for (;;) {
+    const read = await source.fill(buffer, filled);
+    buffer = read.buffer;
+    filled = read.filled;
+    // A buffer is left short only when the bytes ran out.
+    if (filled < buffer.length) break;
+    if (buffer.length < PART_SIZE) {
+      // A buffer of the announced size is full: nothing more may follow.
+      if (expected !== undefined) {
+        await source.end();
+        break;
       }
+      buffer = grow(buffer);
+      continue;
     }
+    // The other buffer's upload must finish before that buffer is refilled.
+    await inFlight;
+    const part = buffer;
+    inFlight = writePart(part);
+    // Surface a failed upload at the next await without an unhandled rejection meanwhile.
+    inFlight.catch(() => {});
+    if (spare) {
+      buffer = spare;
+    } else if (lease.tryGrow(PART_SIZE)) {
+      buffer = new Uint8Array(PART_SIZE);
+    } else {
+      await inFlight;
+      buffer = part;
+    }
+    spare = buffer === part ? undefined : part;
+    filled = 0;
   }
   await inFlight;
-  return { tail: buffer.subarray(0, filled), received };
+  return buffer.subarray(0, filled);
 }
 
 /** A buffer twice as large (at most a part) holding the same bytes. */
-function grow(buffer: Uint8Array, partSize: number): Uint8Array {
-  const larger = new Uint8Array(Math.min(partSize, buffer.length * 2));
+function grow(buffer: Uint8Array): Uint8Array {
+  const larger = new Uint8Array(Math.min(PART_SIZE, buffer.length * 2));
   larger.set(buffer);
   return larger;
 }

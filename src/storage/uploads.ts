@@ -1,34 +1,40 @@
 import type { Algorithm, Digest } from "../oci/digest";
-import { RegistryError } from "../oci/errors";
 import type { RepositoryName } from "../oci/names";
-import { uploadRange } from "../oci/range";
-import type { ChunkBounds, SessionResult, SessionTarget, UploadSession } from "./upload-session";
+import { issueUploadId, verifyUploadId } from "./upload-id";
+import type { UploadResult } from "./upload-result";
+import type { ChunkBounds, SessionTarget, UploadSession } from "./upload-session";
 
-/** An upload session's id: the hex id of its Durable Object. */
-const UPLOAD_ID = /^[0-9a-f]{64}$/;
+// How long an upload id is honoured after its POST.
+const UPLOAD_LIFETIME_SECONDS = 24 * 60 * 60;
 
-/** The repository-facing side of upload sessions: issues their ids and raises their errors. */
+/** The repository-facing side of upload sessions: issues their ids and checks them. */
 export class Uploads {
-  constructor(private readonly namespace: DurableObjectNamespace<UploadSession>) {}
+  constructor(
+    private readonly namespace: DurableObjectNamespace<UploadSession>,
+    private readonly secret: string | undefined,
+  ) {}
 
   /** A new upload. Nothing is stored yet: the session begins with its first request. */
-  create(repository: RepositoryName, algorithm: Algorithm): Upload {
-    const id = this.namespace.newUniqueId();
-    return new Upload(id.toString(), { repository, algorithm }, this.namespace.get(id));
+  async create(repository: RepositoryName, algorithm: Algorithm): Promise<Upload> {
+    const objectId = this.namespace.newUniqueId();
+    const id = await issueUploadId(this.#secret(), repository, objectId.toString(), Date.now());
+    return new Upload(id, { repository, algorithm }, this.namespace.get(objectId));
   }
 
-  open(repository: RepositoryName, uploadId: string, algorithm: Algorithm): Upload {
-    let id: DurableObjectId | undefined;
-    try {
-      if (UPLOAD_ID.test(uploadId)) id = this.namespace.idFromString(uploadId);
-    } catch {
-      // Not an id this namespace issued.
-    }
-    if (!id) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `no upload ${uploadId.slice(0, 100)}`);
-    return new Upload(uploadId, { repository, algorithm }, this.namespace.get(id));
+  /** The upload an id names, if it was issued for this repository and has not expired. */
+  async open(repository: RepositoryName, uploadId: string, algorithm: Algorithm): Promise<Upload | null> {
+    const ticket = await verifyUploadId(this.#secret(), repository, uploadId, Date.now(), UPLOAD_LIFETIME_SECONDS);
+    if (!ticket) return null;
+    return new Upload(uploadId, { repository, algorithm }, this.namespace.get(this.namespace.idFromString(ticket.objectId)));
+  }
+
+  #secret(): string {
+    if (!this.secret) throw new Error("the secret UPLOAD_SECRET is not set (wrangler secret put UPLOAD_SECRET)");
+    return this.secret;
   }
 }
 
+/** One upload, reached through its session object; every answer is a result, never an HTTP error. */
 export class Upload {
   constructor(
     readonly id: string,
@@ -36,26 +42,19 @@ export class Upload {
     private readonly stub: DurableObjectStub<UploadSession>,
   ) {}
 
-  async size(): Promise<number> {
-    return unwrap<{ size: number }>(await this.stub.status(this.target)).size;
+  size(): Promise<UploadResult<{ size: number }>> {
+    return this.stub.status(this.target);
   }
 
-  async append(body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<number> {
-    return unwrap<{ size: number }>(await this.stub.append(this.target, body, chunk)).size;
+  append(body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<UploadResult<{ size: number }>> {
+    return this.stub.append(this.target, body, chunk);
   }
 
-  async complete(digest: Digest, body: ReadableStream<Uint8Array> | null, length?: number): Promise<{ digest: Digest; size: number }> {
-    return unwrap<{ digest: Digest; size: number }>(await this.stub.complete(this.target, digest, body, length));
+  complete(digest: Digest, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<UploadResult<{ digest: Digest; size: number }>> {
+    return this.stub.complete(this.target, digest, body, chunk);
   }
 
-  async cancel(): Promise<void> {
-    unwrap<object>(await this.stub.cancel(this.target));
+  cancel(): Promise<UploadResult<object>> {
+    return this.stub.cancel(this.target);
   }
-}
-
-function unwrap<T>(result: SessionResult<T>): T {
-  if (result.ok) return result;
-  // Range errors tell the client where the upload really ends.
-  const headers: Record<string, string> = result.size === undefined ? {} : { Range: uploadRange(result.size) };
-  throw new RegistryError(result.code, result.detail, { headers });
 }

@@ -47,6 +47,11 @@ export async function pushBlob(repo: string, bytes: Uint8Array<ArrayBuffer>): Pr
   return digest;
 }
 
+/** The hex id of the Durable Object behind an upload Location: the first 64 characters of the upload id. */
+export function uploadObjectId(location: string): string {
+  return new URL(location, BASE).pathname.split("/").at(-1)!.slice(0, 64);
+}
+
 export function withDigest(location: string, digest: string): string {
   return `${location}${location.includes("?") ? "&" : "?"}digest=${encodeURIComponent(digest)}`;
 }

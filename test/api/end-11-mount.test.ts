@@ -34,7 +34,7 @@ describe("end-11 POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<other>", ()
     const response = await mount(target, `mount=${digest}&from=${uniqueRepo()}`);
     expect(response.status).toBe(202);
     const location = response.headers.get("Location")!;
-    expect(location).toMatch(/\/blobs\/uploads\/[0-9a-f]{64}$/);
+    expect(location).toMatch(/\/blobs\/uploads\/[0-9a-f]{104}$/);
     expect((await fetchRegistry(`/v2/${target}/blobs/${digest}`, { method: "HEAD" })).status).toBe(404);
     // The session is a real one: the blob can be pushed through it.
     const bytes = randomBytes(10);

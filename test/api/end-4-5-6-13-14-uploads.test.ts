@@ -1,6 +1,6 @@
 import { env, evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { digestOf, errorCode, fetchRegistry, openUpload, pushBlob, randomBytes, uniqueRepo, withDigest } from "./client";
+import { digestOf, errorCode, fetchRegistry, openUpload, pushBlob, randomBytes, uniqueRepo, uploadObjectId, withDigest } from "./client";
 
 const MiB = 1024 * 1024;
 
@@ -51,7 +51,7 @@ describe("end-4a POST /v2/<name>/blobs/uploads/", () => {
     const response = await fetchRegistry(`/v2/${repo}/blobs/uploads/`, { method: "POST" });
     expect(response.status).toBe(202);
     const location = response.headers.get("Location")!;
-    expect(location).toMatch(new RegExp(`^/v2/${repo}/blobs/uploads/[0-9a-f]{64}$`));
+    expect(location).toMatch(new RegExp(`^/v2/${repo}/blobs/uploads/[0-9a-f]{104}$`));
     expect(response.headers.get("Range")).toBe("0-0");
     expect(location.endsWith(response.headers.get("Docker-Upload-UUID")!)).toBe(true);
   });
@@ -255,7 +255,7 @@ describe("end-6 PUT <location>?digest=", () => {
     const opened = await openUpload(repo);
     const location = first === "a ranged chunk" ? await patchInChunks(opened, bytes.slice(0, 6 * MiB), 6 * MiB) : opened;
     if (first === "a whole first PATCH") expect((await patch(location, bytes.slice(0, 6 * MiB))).status).toBe(202);
-    const id = env.UPLOADS.idFromString(location.split("/").at(-1)!);
+    const id = env.UPLOADS.idFromString(uploadObjectId(location));
     await evictDurableObject(env.UPLOADS.get(id));
     const rest = await patch(location, bytes.slice(6 * MiB), { "Content-Range": `${6 * MiB}-${bytes.length - 1}` });
     expect(rest.status).toBe(202);
@@ -312,8 +312,7 @@ describe("end-6 PUT <location>?digest=", () => {
 
 /** The R2 objects an upload wrote that are still there. */
 async function objectsOf(location: string): Promise<string[]> {
-  const id = new URL(location, "http://registry").pathname.split("/").at(-1)!;
-  return (await env.BLOBS.list({ prefix: `blobs/${id}` })).objects.map((o) => o.key);
+  return (await env.BLOBS.list({ prefix: `blobs/${uploadObjectId(location)}` })).objects.map((o) => o.key);
 }
 
 describe("a first request that announces its length (one R2 object)", () => {

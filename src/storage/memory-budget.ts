@@ -1,0 +1,35 @@
+/**
+ * The bytes of upload buffers that may be held at once in this isolate.
+ * Durable Objects of one class can share an isolate and its 128 MB, so this is
+ * module state, shared by every session the isolate runs: a request that
+ * cannot have its buffer is turned away (429) instead of risking the isolate.
+ * The rest of the 128 MB is left to the runtime, the streams and garbage not
+ * yet collected.
+ */
+export const UPLOAD_BUFFER_BUDGET = 64 * 1024 * 1024;
+
+let held = 0;
+
+/** Bytes of buffer one request may hold; more can be asked for, and all of it is given back at the end. */
+export class Lease {
+  #bytes = 0;
+
+  /** Adds `bytes` to the lease if the budget has them. */
+  tryGrow(bytes: number): boolean {
+    if (held + bytes > UPLOAD_BUFFER_BUDGET) return false;
+    held += bytes;
+    this.#bytes += bytes;
+    return true;
+  }
+
+  release(): void {
+    held -= this.#bytes;
+    this.#bytes = 0;
+  }
+}
+
+/** A lease of `bytes`, or null when the budget is spent. */
+export function leaseBuffers(bytes: number): Lease | null {
+  const lease = new Lease();
+  return lease.tryGrow(bytes) ? lease : null;
+}

@@ -1,0 +1,66 @@
+import type { RepositoryName } from "../oci/names";
+
+/*
+ * An upload id carries its own proof: the session object's id, when the POST
+ * issued it, and an HMAC over both and the repository, keyed by the secret
+ * UPLOAD_SECRET. So a request that names another repository, a made-up id or
+ * an expired one is refused before any storage is read.
+ *
+ *   <object id: 64 hex><issued at, seconds: 8 hex><HMAC-SHA256, first 16 bytes: 32 hex>
+ */
+
+const OBJECT_ID = 64;
+const ISSUED_AT = 8;
+const MAC = 32;
+const UPLOAD_ID = new RegExp(`^[0-9a-f]{${OBJECT_ID + ISSUED_AT + MAC}}$`);
+
+/** What a verified upload id names. */
+export interface UploadTicket {
+  /** The hex id of the session's Durable Object. */
+  objectId: string;
+  /** When the POST issued it, in seconds since the epoch. */
+  issuedAt: number;
+}
+
+const keys = new Map<string, Promise<CryptoKey>>();
+
+function keyOf(secret: string): Promise<CryptoKey> {
+  let key = keys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    keys.set(secret, key);
+  }
+  return key;
+}
+
+async function macOf(secret: string, repository: RepositoryName, objectId: string, issuedAt: string): Promise<string> {
+  const signed = new TextEncoder().encode(`${repository}\n${objectId}\n${issuedAt}`);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await keyOf(secret), signed));
+  return Array.from(mac.subarray(0, MAC / 2), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export async function issueUploadId(secret: string, repository: RepositoryName, objectId: string, now: number): Promise<string> {
+  const issuedAt = Math.floor(now / 1000)
+    .toString(16)
+    .padStart(ISSUED_AT, "0");
+  return `${objectId}${issuedAt}${await macOf(secret, repository, objectId, issuedAt)}`;
+}
+
+/** The ticket an id carries, if it was issued for this repository less than `maxAgeSeconds` ago. */
+export async function verifyUploadId(
+  secret: string,
+  repository: RepositoryName,
+  uploadId: string,
+  now: number,
+  maxAgeSeconds: number,
+): Promise<UploadTicket | null> {
+  if (!UPLOAD_ID.test(uploadId)) return null;
+  const objectId = uploadId.slice(0, OBJECT_ID);
+  const issuedHex = uploadId.slice(OBJECT_ID, OBJECT_ID + ISSUED_AT);
+  const expected = await macOf(secret, repository, objectId, issuedHex);
+  const encoder = new TextEncoder();
+  if (!crypto.subtle.timingSafeEqual(encoder.encode(expected), encoder.encode(uploadId.slice(OBJECT_ID + ISSUED_AT)))) return null;
+  const issuedAt = parseInt(issuedHex, 16);
+  if (now / 1000 - issuedAt > maxAgeSeconds) return null;
+  return { objectId, issuedAt };
+}
