@@ -122,13 +122,15 @@ export class UploadSession extends DurableObject<Env> {
     body: ReadableStream<Uint8Array> | null,
     chunk: ChunkBounds,
   ): Promise<UploadResult<{ digest: Digest; size: number }>> {
+    // A completion interrupted after its bytes were verified is finished again: recording a blob twice changes nothing.
+    const interrupted = this.#load(target);
+    if (interrupted?.kind === "publishing" && digest === interrupted.digest) {
+      if (this.#writing) return refused({ reason: "busy", size: interrupted.size });
+      return this.#exclusive(interrupted, undefined, () => this.#publish(interrupted));
+    }
     const state = await this.#current(target);
     if (!state) return refused({ reason: "unknown" });
-    if (state.kind === "publishing") {
-      if (this.#writing) return refused({ reason: "busy", size: state.size });
-      if (digest !== state.digest) return refused({ reason: "digest-mismatch", expected: digest, actual: state.digest });
-      return this.#exclusive(state, undefined, () => this.#publish(state));
-    }
+    if (state.kind === "publishing") return refused({ reason: "digest-mismatch", expected: digest, actual: state.digest });
     const refusal = this.#refuseChunk(state, chunk);
     if (refusal) return refused(refusal);
     return this.#exclusive(state, chunk.length, async () => {
@@ -151,32 +153,48 @@ export class UploadSession extends DurableObject<Env> {
 
   /** DELETE: abandons the upload and its bytes, except bytes that D1 already points to. */
   async cancel(target: SessionTarget): Promise<UploadResult<object>> {
-    let state = await this.#current(target);
-    // A completion that got as far as D1 is waited for, not cut short.
-    while (state?.kind === "publishing" && this.#writing) {
-      await this.#writing.catch(() => {});
-      state = await this.#current(target);
+    for (;;) {
+      const state = this.#load(target);
+      if (!state) return refused({ reason: "unknown" });
+      // A cancel wins over a chunk still streaming: the chunk finds the upload gone when it commits.
+      if (state.kind !== "publishing") {
+        await this.#discard(state);
+        return { ok: true };
+      }
+      // A completion that got as far as D1 is waited for, not cut short.
+      if (this.#writing) {
+        await this.#writing.catch(() => {});
+        continue;
+      }
+      // Alone, so no completion can record these bytes between D1's answer and their deletion.
+      return this.#exclusive(state, undefined, async () => {
+        if ((await this.blobs.objectKeyOf(state.digest)) === this.#key(state)) {
+          this.#state.end();
+          return refused({ reason: "unknown" });
+        }
+        await this.#discard(state);
+        return { ok: true };
+      });
     }
-    if (!state) return refused({ reason: "unknown" });
-    await this.#discard(state);
-    return { ok: true };
   }
 
-  /**
-   * The session a request acts on: begun by the upload's first request, null
-   * once ended or for another repository. A publishing session first learns
-   * from D1 whether it already published: D1 wins, and a published session ends.
-   */
-  async #current(target: SessionTarget): Promise<UploadState | null> {
+  /** The session a request acts on: begun by the upload's first request, null once ended or for another repository. */
+  #load(target: SessionTarget): UploadState | null {
     const state = this.#state.load();
     if (state === "ended") return null;
     if (state === null) return this.#state.begin(target.repository, target.algorithm);
-    if (state.repository !== target.repository) return null;
-    if (state.kind === "publishing" && (await this.blobs.objectKeyOf(state.digest)) === this.#key(state)) {
-      this.#state.end();
-      return null;
-    }
-    return state;
+    return state.repository === target.repository ? state : null;
+  }
+
+  /**
+   * The session, once a publishing one has learnt from D1 whether it already
+   * published: D1 wins, and a published session ends.
+   */
+  async #current(target: SessionTarget): Promise<UploadState | null> {
+    const state = this.#load(target);
+    if (state?.kind !== "publishing" || (await this.blobs.objectKeyOf(state.digest)) !== this.#key(state)) return state;
+    this.#state.end();
+    return null;
   }
 
   #refuseChunk(state: Receiving, chunk: ChunkBounds): UploadFailure | null {
@@ -371,19 +389,10 @@ export class UploadSession extends DurableObject<Env> {
     return { ok: true, digest: state.digest, size: state.size };
   }
 
-  /** Removes the upload's bytes and ends it; a publishing session's bytes go only if D1 does not point to them. */
+  /** Removes the upload's bytes and ends it; bytes of a publishing session only once D1 said it does not point to them. */
   async #discard(state: UploadState): Promise<void> {
-    switch (state.kind) {
-      case "parts":
-        await this.#abortMultipart(state);
-        break;
-      case "object":
-        await this.env.BLOBS.delete(this.#key(state));
-        break;
-      case "publishing":
-        if ((await this.blobs.objectKeyOf(state.digest)) !== this.#key(state)) await this.env.BLOBS.delete(this.#key(state));
-        break;
-    }
+    if (state.kind === "parts") await this.#abortMultipart(state);
+    else if (state.kind !== "empty") await this.env.BLOBS.delete(this.#key(state));
     this.#state.end();
   }
 
