@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { run, type RunResult } from "./clients";
@@ -9,7 +9,10 @@ const STOP_TIMEOUT_MS = 30_000;
 /** Enough of a daemon's log to explain a failed start or stop. */
 const OUTPUT_TAIL_CHARS = 20_000;
 
-/** A daemon run by a test file in its own process group, keeping the tail of its log. */
+/**
+ * A daemon run by a test file in its own process group, writing only under `dir`, keeping the
+ * tail of its log.
+ */
 class Daemon {
   private output = "";
   /** How the process ended, once it has. */
@@ -18,6 +21,7 @@ class Daemon {
 
   private constructor(
     private readonly name: string,
+    private readonly dir: string,
     private readonly child: ChildProcess,
   ) {
     const collect = (chunk: Uint8Array) => {
@@ -37,9 +41,9 @@ class Daemon {
     });
   }
 
-  static spawn(command: string, args: readonly string[]): Daemon {
+  static spawn(command: string, args: readonly string[], dir: string): Daemon {
     // Its own group, so that stopping it reaches any process it started.
-    return new Daemon(command, spawn(command, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] }));
+    return new Daemon(command, dir, spawn(command, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] }));
   }
 
   /** Polls `probe` (a client call) until it succeeds; fails early, with the log, if the daemon exits. */
@@ -61,7 +65,8 @@ class Daemon {
 
   /**
    * SIGTERM and time to shut down (a daemon unmounts and removes its sockets), then SIGKILL to
-   * whatever is left of the group. Throws, once nothing is left, unless the daemon exited 0.
+   * whatever is left of the group, then unmounts what it left mounted under its directory.
+   * Throws, once nothing is left, unless the daemon exited 0.
    */
   async stop(): Promise<void> {
     if (this.child.pid === undefined) return;
@@ -80,17 +85,34 @@ class Daemon {
     ]);
     signal("SIGKILL");
     await this.ended;
+    await unmountUnder(this.dir);
     if (timedOut) throw new Error(`${this.name} did not stop within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM:\n${this.output}`);
     if (this.ending !== "code 0") throw new Error(`${this.name} stopped with ${this.ending}:\n${this.output}`);
   }
 }
 
-/** Starts a daemon and waits for `probe`; if it never gets ready, stops it before throwing. */
-async function startDaemon(command: string, args: readonly string[], probe: () => Promise<unknown>): Promise<Daemon> {
-  const daemon = Daemon.spawn(command, args);
+/**
+ * Unmounts every mount point under `dir`, deepest first. dockerd bind-mounts its data root onto
+ * itself and undoes it only on a clean shutdown, not when it fails to start or is killed.
+ */
+async function unmountUnder(dir: string): Promise<void> {
+  const mountInfo = await readFile("/proc/self/mountinfo", "utf8");
+  // The fifth field is the mount point, with spaces and the like written as octal escapes.
+  const mountPoints = mountInfo
+    .split("\n")
+    .map((line) => (line.split(" ")[4] ?? "").replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
+    .filter((mountPoint) => mountPoint.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const mountPoint of mountPoints) await run("umount", [mountPoint]);
+}
+
+/** Starts a daemon writing under `dir` and waits for `probe`; if it never gets ready, stops it before throwing. */
+async function startDaemon(command: string, args: readonly string[], dir: string, probe: () => Promise<unknown>): Promise<Daemon> {
+  const daemon = Daemon.spawn(command, args, dir);
   try {
     await daemon.waitUntilReady(probe);
   } catch (error) {
+    // The start's error, with the log, says more than the stop's would.
     await daemon.stop().catch(() => {});
     throw error;
   }
@@ -109,7 +131,7 @@ export class Containerd {
     const config = join(dir, "config.toml");
     await writeFile(config, containerdConfig(dir));
     const socket = join(dir, "containerd.sock");
-    const daemon = await startDaemon("containerd", ["--config", config], () => run("ctr", ["--address", socket, "version"]));
+    const daemon = await startDaemon("containerd", ["--config", config], dir, () => run("ctr", ["--address", socket, "version"]));
     return new Containerd(socket, daemon);
   }
 
@@ -149,8 +171,8 @@ export interface DockerdOptions {
  * dockerd with every directory, socket and setting its own, and the `docker` client talking to
  * it. It runs on a containerd started for it: left alone, dockerd takes the machine's containerd
  * if one is running, or starts one that writes to /opt/containerd. Nothing here runs a container:
- * vfs storage, and no bridge, iptables or IP forwarding, so the host's mounts and network stay as
- * they are.
+ * vfs storage needs no overlay mounts, and with no bridge, iptables or IP forwarding the host's
+ * network stays as it is.
  */
 export class Dockerd {
   private constructor(
@@ -159,33 +181,36 @@ export class Dockerd {
     private readonly containerd: Containerd,
   ) {}
 
+  /** Starts containerd under `dir`/containerd, then dockerd under `dir`/dockerd. */
   static async start(dir: string, options: DockerdOptions): Promise<Dockerd> {
     const containerd = await Containerd.start(join(dir, "containerd"));
     try {
-      await mkdir(dir, { recursive: true });
+      const own = join(dir, "dockerd");
+      await mkdir(own, { recursive: true });
       // Its own config file, so /etc/docker/daemon.json is not read, naming where the daemon's
       // identity key goes (/etc/docker/key.json by default).
-      const config = join(dir, "daemon.json");
-      await writeFile(config, JSON.stringify({ "deprecated-key-path": join(dir, "key.json") }));
-      const host = `unix://${join(dir, "docker.sock")}`;
+      const config = join(own, "daemon.json");
+      await writeFile(config, JSON.stringify({ "deprecated-key-path": join(own, "key.json") }));
+      const host = `unix://${join(own, "docker.sock")}`;
       const daemon = await startDaemon(
         "dockerd",
         [
           ["--config-file", config],
           ["--containerd", containerd.socket],
-          ["--data-root", join(dir, "data")],
-          ["--exec-root", join(dir, "exec")],
-          ["--pidfile", join(dir, "docker.pid")],
+          ["--data-root", join(own, "data")],
+          ["--exec-root", join(own, "exec")],
+          ["--pidfile", join(own, "docker.pid")],
           ["-H", host],
           ["--storage-driver", "vfs"],
           ["--bridge=none", "--iptables=false", "--ip-forward=false"],
           ["--insecure-registry", options.insecureRegistry],
         ].flat(),
+        own,
         () => run("docker", ["-H", host, "version"]),
       );
       return new Dockerd(host, daemon, containerd);
     } catch (error) {
-      await containerd.stop().catch(() => {});
+      await containerd.stop().catch(() => {}); // As in startDaemon: dockerd's error is the one to see.
       throw error;
     }
   }

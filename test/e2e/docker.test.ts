@@ -12,7 +12,7 @@ let imageId: string;
 
 beforeAll(async () => {
   ws = await Workspace.create("docker");
-  dockerd = await Dockerd.start(ws.path("dockerd"), { insecureRegistry: registry });
+  dockerd = await Dockerd.start(ws.path("daemons"), { insecureRegistry: registry });
   // The workspace's files directory is the build context.
   await ws.randomFile("one.bin", 64 * 1024);
   await ws.file("two.txt", "the second layer of the docker e2e image\n");
