@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, realpath, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { run, type RunResult } from "./clients";
@@ -79,10 +79,12 @@ class Daemon {
       }
     };
     signal("SIGTERM");
+    let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       this.ended.then(() => false),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), STOP_TIMEOUT_MS)),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), STOP_TIMEOUT_MS))),
     ]);
+    clearTimeout(timer);
     signal("SIGKILL");
     await this.ended;
     await unmountUnder(this.dir);
@@ -96,12 +98,14 @@ class Daemon {
  * itself and undoes it only on a clean shutdown, not when it fails to start or is killed.
  */
 async function unmountUnder(dir: string): Promise<void> {
+  // Mount points are listed by their real paths.
+  const root = await realpath(dir);
   const mountInfo = await readFile("/proc/self/mountinfo", "utf8");
   // The fifth field is the mount point, with spaces and the like written as octal escapes.
   const mountPoints = mountInfo
     .split("\n")
     .map((line) => (line.split(" ")[4] ?? "").replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
-    .filter((mountPoint) => mountPoint.startsWith(`${dir}/`))
+    .filter((mountPoint) => mountPoint.startsWith(`${root}/`))
     .sort((a, b) => b.length - a.length);
   for (const mountPoint of mountPoints) await run("umount", [mountPoint]);
 }
