@@ -20,7 +20,7 @@ export default defineConfig({
         },
       },
       {
-        // Real clients (skopeo, podman, buildah) against the registry started as `npm start` starts it.
+        // Real clients (skopeo, podman, buildah, docker, ctr) against the registry started as `npm start` starts it.
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],

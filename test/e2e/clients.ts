@@ -4,6 +4,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import process from "node:process";
 import { createGunzip } from "node:zlib";
 
 export interface RunResult {
@@ -11,10 +12,13 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a command to completion; a non-zero exit throws with the command line and its stderr. */
-export function run(command: string, args: readonly string[]): Promise<RunResult> {
+/**
+ * Runs a command to completion, with `env` added to this process's environment; a non-zero exit
+ * throws with the command line and its stderr.
+ */
+export function run(command: string, args: readonly string[], env?: Record<string, string>): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout?.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
