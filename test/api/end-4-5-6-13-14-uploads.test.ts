@@ -1,5 +1,9 @@
-import { env, evictDurableObject } from "cloudflare:test";
+import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { Digest } from "../../src/oci/digest";
+import type { RepositoryName } from "../../src/oci/names";
+import type { UploadResult } from "../../src/storage/upload-result";
+import type { UploadSession } from "../../src/storage/upload-session";
 import { digestOf, errorCode, fetchRegistry, openUpload, pushBlob, randomBytes, uniqueRepo, uploadObjectId, withDigest } from "./client";
 
 const MiB = 1024 * 1024;
@@ -15,6 +19,19 @@ function streamOf(bytes: Uint8Array, chunk = 64 * 1024): ReadableStream<Uint8Arr
     },
   });
 }
+
+/** A body that errors after `length` bytes, as one whose connection drops or whose chunked encoding breaks does. */
+function breakingOff(length: number): ReadableStream<Uint8Array> {
+  const { readable, writable } = new IdentityTransformStream();
+  const writer = writable.getWriter();
+  void (async () => {
+    for (let sent = 0; sent < length; sent += 256 * 1024) await writer.write(randomBytes(Math.min(256 * 1024, length - sent)));
+    await writer.abort(new Error("connection reset"));
+  })();
+  return readable;
+}
+
+const ZERO_DIGEST = `sha256:${"0".repeat(64)}` as Digest;
 
 async function patch(location: string, body: BodyInit, headers: Record<string, string> = {}): Promise<Response> {
   return fetchRegistry(location, { method: "PATCH", body, headers });
@@ -293,6 +310,23 @@ describe("end-6 PUT <location>?digest=", () => {
     expect(await objectsOf(location)).toHaveLength(before > 0 ? 1 : 0);
   });
 
+  it("answers a last chunk that does not start where the upload ends with 416 and the true Range, keeping the upload", async () => {
+    const repo = uniqueRepo();
+    const bytes = randomBytes(300);
+    const digest = await digestOf(bytes);
+    const location = await patchInChunks(await openUpload(repo), bytes.slice(0, 100), 100);
+    for (const range of ["50-299", "150-299"]) {
+      const put = await fetchRegistry(withDigest(location, digest), { method: "PUT", body: bytes.slice(Number(range.split("-")[0])), headers: { "Content-Range": range } });
+      expect(put.status).toBe(416);
+      expect(put.headers.get("Range")).toBe("0-99");
+      expect(await errorCode(put)).toBe("RANGE_INVALID");
+    }
+    expect((await fetchRegistry(location)).headers.get("Range")).toBe("0-99");
+    const put = await fetchRegistry(withDigest(location, digest), { method: "PUT", body: bytes.slice(100), headers: { "Content-Range": "100-299" } });
+    expect(put.status).toBe(201);
+    await expectBlob(repo, digest, bytes);
+  });
+
   it("requires the digest parameter", async () => {
     const location = await openUpload(uniqueRepo());
     const response = await fetchRegistry(location, { method: "PUT" });
@@ -302,11 +336,18 @@ describe("end-6 PUT <location>?digest=", () => {
 
   it("stores a blob pushed twice once, under its first copy", async () => {
     const bytes = randomBytes(2000);
+    const digest = await digestOf(bytes);
     const [a, b] = [uniqueRepo(), uniqueRepo()];
-    const digest = await pushBlob(a, bytes);
-    await pushBlob(b, bytes);
+    const locations: string[] = [];
+    for (const repo of [a, b]) {
+      const location = await openUpload(repo);
+      locations.push(location);
+      expect((await complete(location, digest, bytes)).status).toBe(201);
+    }
     await expectBlob(a, digest, bytes);
     await expectBlob(b, digest, bytes);
+    expect(await objectsOf(locations[0]!)).toHaveLength(1);
+    expect(await objectsOf(locations[1]!)).toEqual([]);
   });
 });
 
@@ -374,6 +415,17 @@ describe("a finished upload's location", () => {
       expect(await errorCode(response)).toBe("BLOB_UPLOAD_UNKNOWN");
     }
     expect((await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "HEAD" })).status).toBe(ending === "completed" ? 200 : 404);
+  });
+});
+
+describe("the uploads collection without an upload id", () => {
+  it.each(["GET", "DELETE"])("answers %s with BLOB_UPLOAD_UNKNOWN, not as a blob digest", async (method) => {
+    const repo = uniqueRepo();
+    for (const path of [`/v2/${repo}/blobs/uploads/`, `/v2/${repo}/blobs/uploads`]) {
+      const response = await fetchRegistry(path, { method });
+      expect(response.status).toBe(404);
+      expect(await errorCode(response)).toBe("BLOB_UPLOAD_UNKNOWN");
+    }
   });
 });
 
@@ -459,6 +511,33 @@ describe("an interrupted upload", () => {
     expect(put.status).toBe(400);
     expect(await errorCode(put)).toBe("DIGEST_INVALID");
     expect((await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "HEAD" })).status).toBe(404);
+  });
+
+  // SELF.fetch delivers a client's broken body as one that ended early; the session hears the break itself.
+  it.each([
+    ["a chunk", "append", 0],
+    ["a chunk after a chunk", "append", 100],
+    ["a chunk that fills parts first", "append", 9 * MiB],
+    ["a completing chunk", "complete", 0],
+    ["a completing chunk after a chunk", "complete", 100],
+  ] as const)("refuses %s whose body breaks off as an incomplete body, and keeps what came before", async (_, method, before) => {
+    const repo = uniqueRepo();
+    const location = await openUpload(repo);
+    const first = randomBytes(before);
+    if (before > 0) expect((await patch(location, first, { "Content-Range": `0-${before - 1}` })).status).toBe(202);
+    const session = env.UPLOADS.get(env.UPLOADS.idFromString(uploadObjectId(location)));
+    const result = await runInDurableObject(session, (object): Promise<UploadResult<object>> => {
+      const instance = object as unknown as UploadSession;
+      const target = { repository: repo as RepositoryName, algorithm: "sha256" as const };
+      const body = breakingOff(10 * MiB);
+      return method === "append" ? instance.append(target, body, {}) : instance.complete(target, ZERO_DIGEST, body, {});
+    });
+    expect(result).toMatchObject({ ok: false, reason: "incomplete-body", size: before });
+    expect((await fetchRegistry(location)).headers.get("Range")).toBe(`0-${Math.max(before - 1, 0)}`);
+    const rest = randomBytes(1000);
+    const whole = new Uint8Array([...first, ...rest]);
+    expect((await complete(location, await digestOf(whole), rest)).status).toBe(201);
+    await expectBlob(repo, await digestOf(whole), whole);
   });
 
   it.each([0, 100])("refuses a body shorter than its Content-Length and keeps what came before (%i bytes)", async (before) => {
