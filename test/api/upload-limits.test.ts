@@ -1,0 +1,76 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { UPLOAD_BUFFER_BUDGET } from "../../src/storage/memory-budget";
+import { MAX_UPLOAD_BYTES, PART_SIZE } from "../../src/storage/part-writer";
+import { digestOf, errorCode, fetchRegistry, openUpload, randomBytes, uniqueRepo, uploadObjectId, withDigest } from "./client";
+
+/** A body of unknown length that sends `first` and then waits for `gate` before ending. */
+function held(first: Uint8Array, gate: Promise<void>): ReadableStream<Uint8Array> {
+  let sent = false;
+  return new ReadableStream({
+    async pull(controller) {
+      if (sent) {
+        await gate;
+        return controller.close();
+      }
+      sent = true;
+      controller.enqueue(first);
+    },
+  });
+}
+
+describe("the isolate's upload buffers", () => {
+  it("turn away a chunk that cannot have its buffer with 429 and Retry-After, and take it once buffers are free", async () => {
+    // A chunk of unknown length leases a whole part while it streams.
+    const streams = UPLOAD_BUFFER_BUDGET / PART_SIZE;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const repo = uniqueRepo();
+    const first = randomBytes(1000);
+    const streaming: Promise<Response>[] = [];
+    for (let i = 0; i < streams; i++) streaming.push(fetchRegistry(await openUpload(repo), { method: "PATCH", body: held(first, gate) }));
+    // Let every chunk reach its session and lease its buffer.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    const location = await openUpload(repo);
+    const refused = await fetchRegistry(location, { method: "PATCH", body: held(first, Promise.resolve()) });
+    expect(refused.status).toBe(429);
+    expect(await errorCode(refused)).toBe("TOOMANYREQUESTS");
+    expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect((await fetchRegistry(location)).headers.get("Range")).toBe("0-0");
+
+    release();
+    for (const response of await Promise.all(streaming)) expect(response.status).toBe(202);
+    const digest = await digestOf(first);
+    expect((await fetchRegistry(withDigest(location, digest), { method: "PUT", body: first })).status).toBe(201);
+  });
+});
+
+describe("an upload's size", () => {
+  it("is refused with 413 before any byte is read when a chunk's range ends past what an upload holds", async () => {
+    const location = await openUpload(uniqueRepo());
+    const response = await fetchRegistry(location, {
+      method: "PATCH",
+      body: held(randomBytes(10), new Promise(() => {})),
+      headers: { "Content-Range": `0-${MAX_UPLOAD_BYTES}` },
+    });
+    expect(response.status).toBe(413);
+    expect(await errorCode(response)).toBe("SIZE_INVALID");
+    expect((await fetchRegistry(location)).headers.get("Range")).toBe("0-0");
+  });
+
+  it("is refused with 413 when a chunk of unknown length streams past R2's 10,000 parts, keeping the upload", async () => {
+    const location = await openUpload(uniqueRepo());
+    expect((await fetchRegistry(location, { method: "PATCH", body: randomBytes(100), headers: { "Content-Range": "0-99" } })).status).toBe(202);
+    // As if 10,000 parts less 10 bytes had arrived: only the size matters to the limit.
+    const almostFull = MAX_UPLOAD_BYTES - 10;
+    await runInDurableObject(env.UPLOADS.get(env.UPLOADS.idFromString(uploadObjectId(location))), (_, state) => {
+      state.storage.sql.exec("UPDATE upload SET size = ?", almostFull);
+    });
+    const response = await fetchRegistry(location, { method: "PATCH", body: held(randomBytes(100), Promise.resolve()) });
+    expect(response.status).toBe(413);
+    expect(await errorCode(response)).toBe("SIZE_INVALID");
+    expect(response.headers.get("Range")).toBe(`0-${almostFull - 1}`);
+    expect((await fetchRegistry(location)).headers.get("Range")).toBe(`0-${almostFull - 1}`);
+  });
+});
