@@ -40,7 +40,7 @@ export function uploadHeaders(upload: Upload, size: number): Record<string, stri
   };
 }
 
-/** The request body, refused with 413 once it passes `limit` bytes. */
+/** The request body, refused with 413 once it passes `limit` bytes, and with 400 if it breaks off. */
 export async function readBounded(request: Request, limit: number): Promise<Uint8Array> {
   const tooLarge = () => new RegistryError("SIZE_INVALID", `the body exceeds the limit of ${limit} bytes`, { status: 413 });
   const declared = Number(request.headers.get("Content-Length") ?? 0);
@@ -48,10 +48,16 @@ export async function readBounded(request: Request, limit: number): Promise<Uint
   if (!request.body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let length = 0;
-  for await (const chunk of request.body) {
-    length += chunk.length;
-    if (length > limit) throw tooLarge();
-    chunks.push(chunk);
+  try {
+    for await (const chunk of request.body) {
+      length += chunk.length;
+      if (length > limit) throw tooLarge();
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof RegistryError) throw error;
+    // The client's fault: its connection dropped, or its chunked encoding was malformed.
+    throw new RegistryError("SIZE_INVALID", `the body broke off after ${length} bytes`);
   }
   const bytes = new Uint8Array(length);
   let offset = 0;

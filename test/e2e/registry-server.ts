@@ -10,6 +10,11 @@ declare module "vitest" {
   interface ProvidedContext {
     /** host:port of the registry under test, as image references spell it (127.0.0.1:PORT). */
     registry: string;
+    /**
+     * The Worker's own listener inside `npm start` (http://127.0.0.1:PORT), behind wrangler's
+     * dev proxy, for requests whose transport the proxy would answer for the Worker.
+     */
+    workerOrigin: string;
   }
 }
 
@@ -25,7 +30,8 @@ const OUTPUT_TAIL_CHARS = 20_000;
 export default async function setup({ provide, config }: TestProject): Promise<() => Promise<void>> {
   const port = await freePort();
   const state = await mkdtemp(join(tmpdir(), "e2e-registry-state-"));
-  const server = spawn("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1"], {
+  // At debug level wrangler says where the Worker itself listens (its proxy forwards there).
+  const server = spawn("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1", "--log-level", "debug"], {
     cwd: config.root,
     env: { ...process.env, REGISTRY_STATE: state, WRANGLER_SEND_METRICS: "false" },
     // Its own process group: npm, the shell, wrangler and workerd all stop together.
@@ -33,8 +39,11 @@ export default async function setup({ provide, config }: TestProject): Promise<(
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
+  let workerOrigin: string | undefined;
   const collect = (chunk: Uint8Array) => {
     output = (output + new TextDecoder().decode(chunk)).slice(-OUTPUT_TAIL_CHARS);
+    const worker = /"userWorkerUrl":\{"protocol":"http:","hostname":"([^"]+)","port":"(\d+)"\}/.exec(output);
+    if (worker) workerOrigin ??= `http://${worker[1]}:${worker[2]}`;
   };
   server.stdout?.on("data", collect);
   server.stderr?.on("data", collect);
@@ -49,7 +58,13 @@ export default async function setup({ provide, config }: TestProject): Promise<(
     await stop();
     throw error;
   }
+  for (const deadline = Date.now() + 10_000; !workerOrigin && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 100));
+  if (!workerOrigin) {
+    await stop();
+    throw new Error(`wrangler did not say where the Worker listens:\n${output}`);
+  }
   provide("registry", `127.0.0.1:${port}`);
+  provide("workerOrigin", workerOrigin);
   return stop;
 }
 
