@@ -29,6 +29,21 @@ export function json(value: unknown): Uint8Array<ArrayBuffer> {
   return new Uint8Array(new TextEncoder().encode(JSON.stringify(value)));
 }
 
+/** A body of unknown length that sends `first`, then waits for `gate` before it ends: a chunk still streaming. */
+export function heldBody(first: Uint8Array, gate: Promise<void>): ReadableStream<Uint8Array> {
+  let sent = false;
+  return new ReadableStream({
+    async pull(controller) {
+      if (sent) {
+        await gate;
+        return controller.close();
+      }
+      sent = true;
+      controller.enqueue(first);
+    },
+  });
+}
+
 /** POST to open an upload; returns its Location. */
 export async function openUpload(repo: string, query = ""): Promise<string> {
   const response = await fetchRegistry(`/v2/${repo}/blobs/uploads/${query}`, { method: "POST" });

@@ -4,7 +4,7 @@ import type { Digest } from "../../src/oci/digest";
 import type { RepositoryName } from "../../src/oci/names";
 import type { UploadResult } from "../../src/storage/upload-result";
 import type { UploadSession } from "../../src/storage/upload-session";
-import { digestOf, errorCode, fetchRegistry, openUpload, pushBlob, randomBytes, uniqueRepo, uploadObjectId, withDigest } from "./client";
+import { digestOf, errorCode, fetchRegistry, heldBody, openUpload, pushBlob, randomBytes, uniqueRepo, uploadObjectId, withDigest } from "./client";
 
 const MiB = 1024 * 1024;
 
@@ -198,18 +198,7 @@ describe("end-5 PATCH <location>", () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const first = randomBytes(1000);
-    let sent = false;
-    const slow = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (sent) {
-          await gate;
-          return controller.close();
-        }
-        sent = true;
-        controller.enqueue(first);
-      },
-    });
-    const streaming = patch(location, slow);
+    const streaming = patch(location, heldBody(first, gate));
     // Wait until the first request is inside the session.
     await new Promise((resolve) => setTimeout(resolve, 200));
     const second = await patch(location, randomBytes(10));

@@ -2,22 +2,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { UPLOAD_BUFFER_BUDGET } from "../../src/storage/memory-budget";
 import { MAX_UPLOAD_BYTES, PART_SIZE } from "../../src/storage/part-writer";
-import { digestOf, errorCode, fetchRegistry, openUpload, randomBytes, uniqueRepo, uploadObjectId, withDigest } from "./client";
-
-/** A body of unknown length that sends `first` and then waits for `gate` before ending. */
-function held(first: Uint8Array, gate: Promise<void>): ReadableStream<Uint8Array> {
-  let sent = false;
-  return new ReadableStream({
-    async pull(controller) {
-      if (sent) {
-        await gate;
-        return controller.close();
-      }
-      sent = true;
-      controller.enqueue(first);
-    },
-  });
-}
+import { digestOf, errorCode, fetchRegistry, heldBody, openUpload, randomBytes, uniqueRepo, uploadObjectId, withDigest } from "./client";
 
 describe("the isolate's upload buffers", () => {
   it("turn away a chunk that cannot have its buffer with 429 and Retry-After, and take it once buffers are free", async () => {
@@ -28,12 +13,12 @@ describe("the isolate's upload buffers", () => {
     const repo = uniqueRepo();
     const first = randomBytes(1000);
     const streaming: Promise<Response>[] = [];
-    for (let i = 0; i < streams; i++) streaming.push(fetchRegistry(await openUpload(repo), { method: "PATCH", body: held(first, gate) }));
+    for (let i = 0; i < streams; i++) streaming.push(fetchRegistry(await openUpload(repo), { method: "PATCH", body: heldBody(first, gate) }));
     // Let every chunk reach its session and lease its buffer.
     await new Promise((resolve) => setTimeout(resolve, 300));
 
     const location = await openUpload(repo);
-    const refused = await fetchRegistry(location, { method: "PATCH", body: held(first, Promise.resolve()) });
+    const refused = await fetchRegistry(location, { method: "PATCH", body: heldBody(first, Promise.resolve()) });
     expect(refused.status).toBe(429);
     expect(await errorCode(refused)).toBe("TOOMANYREQUESTS");
     expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(0);
@@ -51,7 +36,7 @@ describe("an upload's size", () => {
     const location = await openUpload(uniqueRepo());
     const response = await fetchRegistry(location, {
       method: "PATCH",
-      body: held(randomBytes(10), new Promise(() => {})),
+      body: heldBody(randomBytes(10), new Promise(() => {})),
       headers: { "Content-Range": `0-${MAX_UPLOAD_BYTES}` },
     });
     expect(response.status).toBe(413);
@@ -67,7 +52,7 @@ describe("an upload's size", () => {
     await runInDurableObject(env.UPLOADS.get(env.UPLOADS.idFromString(uploadObjectId(location))), (_, state) => {
       state.storage.sql.exec("UPDATE upload SET size = ?", almostFull);
     });
-    const response = await fetchRegistry(location, { method: "PATCH", body: held(randomBytes(100), Promise.resolve()) });
+    const response = await fetchRegistry(location, { method: "PATCH", body: heldBody(randomBytes(100), Promise.resolve()) });
     expect(response.status).toBe(413);
     expect(await errorCode(response)).toBe("SIZE_INVALID");
     expect(response.headers.get("Range")).toBe(`0-${almostFull - 1}`);
