@@ -9,26 +9,29 @@ export interface ByteRange {
 /**
  * Resolves a blob GET's `Range: bytes=...` header (RFC 9110). Returns undefined
  * when the whole blob should be served: no header, several ranges, or a header
- * this server ignores. Throws RANGE_INVALID (416) when nothing of it exists.
+ * this server ignores. Throws RANGE_INVALID (416) when nothing of it exists or
+ * it ends before it starts.
  */
 export function resolveRange(header: string | undefined, size: number): ByteRange | undefined {
   const match = header?.trim().match(/^bytes=(\d*)-(\d*)$/);
   if (!match) return undefined;
   const [, first = "", last = ""] = match;
   if (first === "" && last === "") return undefined;
-  const unsatisfiable = () =>
-    new RegistryError("RANGE_INVALID", `range ${header} is outside the blob's ${size} bytes`, {
+  const refuse = (why: string) =>
+    new RegistryError("RANGE_INVALID", `range ${header} ${why}`, {
       headers: { "Content-Range": `bytes */${size}` },
     });
+  const outside = () => refuse(`is outside the blob's ${size} bytes`);
   if (first === "") {
     const suffix = Number(last);
-    if (suffix === 0 || size === 0) throw unsatisfiable();
+    if (suffix === 0 || size === 0) throw outside();
     const length = Math.min(suffix, size);
     return { offset: size - length, length };
   }
   const offset = Number(first);
-  if (last !== "" && Number(last) < offset) return undefined;
-  if (offset >= size) throw unsatisfiable();
+  // Serving the whole blob instead would hand a resuming client bytes it did not ask for.
+  if (last !== "" && Number(last) < offset) throw refuse("ends before it starts");
+  if (offset >= size) throw outside();
   const end = last === "" ? size - 1 : Math.min(Number(last), size - 1);
   return { offset, length: end - offset + 1 };
 }

@@ -62,12 +62,14 @@ describe("end-2 GET /v2/<name>/blobs/<digest>", () => {
       expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes.subarray(offset, offset + length));
     });
 
-    it.each(["bytes=1000-", "bytes=5000-6000", "bytes=-0"])("%s is unsatisfiable: 416 with the size", async (range) => {
+    // Unsatisfiable ranges, and one that ends before it starts (never the whole blob instead).
+    it.each(["bytes=1000-", "bytes=5000-6000", "bytes=-0", "bytes=500-0"])("%s is refused: 416 RANGE_INVALID with the size", async (range) => {
       const repo = uniqueRepo();
       const digest = await pushBlob(repo, randomBytes(1000));
       const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { headers: { Range: range } });
       expect(response.status).toBe(416);
       expect(response.headers.get("Content-Range")).toBe("bytes */1000");
+      expect(await errorCode(response)).toBe("RANGE_INVALID");
     });
 
     it("ignores a multi-range request and serves the whole blob", async () => {
