@@ -32,8 +32,9 @@ export function createApp(): Hono<AppEnv> {
   app.notFound(() => errorResponse(new RegistryError("UNSUPPORTED", "no such endpoint", { status: 404 })));
   app.onError((error) => {
     if (error instanceof RegistryError) return errorResponse(error);
+    // Its message may name internals (SQL, keys, bindings): the log gets it, the client does not.
     console.error(error);
-    return errorResponse(new RegistryError("UNKNOWN", error instanceof Error ? error.message : String(error)));
+    return errorResponse(new RegistryError("UNKNOWN", "internal error; the registry's log has the details"));
   });
   return app;
 }

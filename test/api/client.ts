@@ -1,11 +1,25 @@
-import { SELF } from "cloudflare:test";
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { expect } from "vitest";
+import worker from "../../src/index";
 
 /** Requests go to the Worker's default export, as a client's would. */
 export const BASE = "http://registry.test";
 
+const urlOf = (path: string) => (path.startsWith("http") ? path : `${BASE}${path}`);
+
 export function fetchRegistry(path: string, init?: RequestInit): Promise<Response> {
-  return SELF.fetch(path.startsWith("http") ? path : `${BASE}${path}`, init);
+  return SELF.fetch(urlOf(path), init);
+}
+
+/**
+ * A request to the Worker's fetch handler with some bindings or vars replaced,
+ * as a deployment configured otherwise would see it. The storage is SELF's.
+ */
+export async function fetchWithEnv(overrides: Partial<Cloudflare.Env>, path: string, init?: RequestInit): Promise<Response> {
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(new Request(urlOf(path), init), { ...env, ...overrides }, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
 }
 
 let counter = 0;
