@@ -1,8 +1,9 @@
+import type { Config } from "./config";
 import type { Env } from "./env";
 import type { Storage } from "./storage";
 
-/** The Hono environment every route sees: bindings, and per-request services on c.var. */
+/** The Hono environment every route sees: bindings, and per-request services and settings on c.var. */
 export type AppEnv = {
   Bindings: Env;
-  Variables: { storage: Storage };
+  Variables: { storage: Storage; config: Config };
 };

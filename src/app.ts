@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
+import { configOf } from "./config";
 import { RegistryError } from "./oci/errors";
 import { base } from "./routes/base";
 import { blobs } from "./routes/blobs";
@@ -17,6 +18,7 @@ export function createApp(): Hono<AppEnv> {
 
   app.use("/v2/*", async (c, next) => {
     c.set("storage", createStorage(c.env));
+    c.set("config", configOf(c.env));
     await next();
     c.header("Docker-Distribution-API-Version", "registry/2.0");
   });

@@ -5,7 +5,11 @@ export interface Env {
   BLOBS: R2Bucket;
   DB: D1Database;
   UPLOADS: DurableObjectNamespace<UploadSession>;
-  MAX_MANIFEST_BYTES: string;
   /** Keys the HMAC that upload ids carry (a secret; `npm start` generates one into .dev.vars). */
   UPLOAD_SECRET?: string;
+  // [vars]: strings, unset meaning the default; src/config.ts parses them.
+  MAX_MANIFEST_BYTES?: string;
+  MAX_MANIFEST_DESCRIPTORS?: string;
+  MAX_ANNOTATION_BYTES?: string;
+  MAX_REFERRERS_PAGE_BYTES?: string;
 }

@@ -1,2 +1,88 @@
+import * as z from "zod";
+import { RegistryError, type ErrorCode, type RegistryErrorOptions } from "./errors";
+import type { ParsedManifest } from "./manifest";
+import { MEDIA_TYPES } from "./media-types";
+
+/**
+ * Every limit the registry enforces, in one place. The configurable ones are
+ * wrangler vars with a default for when the var is unset; a request past one
+ * is refused with an error whose detail names the var and its value.
+ */
+
+const MiB = 1024 * 1024;
+
 /** R2's most parts in one multipart upload: the most an upload can be cut into. */
 export const MAX_UPLOAD_PARTS = 10_000;
+
+/** The most tags or repositories one page carries: enough that most listings take one request. */
+export const MAX_NAMES_PAGE = 10_000;
+
+/** Referrer descriptors carry annotations, so their pages are smaller (and bounded in bytes too). */
+export const MAX_REFERRERS_PAGE = 1_000;
+
+// Vars are strings: a limit is a positive whole number.
+const amount = (fallback: number) =>
+  z
+    .string()
+    .regex(/^[1-9][0-9]{0,14}$/, "expected a positive whole number")
+    .transform(Number)
+    .default(fallback);
+
+/** The configurable limits by var name, each with its default; src/config.ts parses them. */
+export const LIMIT_VARS = {
+  // The spec asks registries to accept manifests of at least 4 MiB.
+  MAX_MANIFEST_BYTES: amount(4 * MiB),
+  // Counted as pushed: config and layers, or an index's manifests, plus subject.
+  MAX_MANIFEST_DESCRIPTORS: amount(1000),
+  // A referrer's annotations are copied into its D1 row, beside up to 950 KB of
+  // inline manifest: 128 KiB fits the 2 MB row even if JSON escaping made it 6 times larger.
+  MAX_ANNOTATION_BYTES: amount(64 * 1024).pipe(z.number().max(128 * 1024)),
+  MAX_REFERRERS_PAGE_BYTES: amount(4 * MiB),
+};
+
+export type Limits = { [Name in keyof typeof LIMIT_VARS]: number };
+
+function exceeded(code: ErrorCode, what: string, name: keyof Limits, limits: Limits, options?: RegistryErrorOptions): RegistryError {
+  return new RegistryError(code, `${what} exceeds the limit ${name} = ${limits[name]}`, options);
+}
+
+/** A manifest body past MAX_MANIFEST_BYTES: 413, as the spec asks. */
+export function manifestTooLarge(limits: Limits): RegistryError {
+  return exceeded("SIZE_INVALID", "the manifest", "MAX_MANIFEST_BYTES", limits, { status: 413 });
+}
+
+/** Refuses a manifest with too many descriptors, or a referrer with too many bytes of annotations. */
+export function enforceManifestLimits(manifest: ParsedManifest, limits: Limits): void {
+  if (manifest.descriptors > limits.MAX_MANIFEST_DESCRIPTORS) {
+    throw exceeded("MANIFEST_INVALID", `a manifest of ${manifest.descriptors} descriptors`, "MAX_MANIFEST_DESCRIPTORS", limits);
+  }
+  // Only a referrer's annotations are copied, into its row and every referrers page that lists it.
+  if (manifest.subject && manifest.annotations) {
+    const bytes = Object.entries(manifest.annotations).reduce((sum, [key, value]) => sum + utf8Length(key) + utf8Length(value), 0);
+    if (bytes > limits.MAX_ANNOTATION_BYTES) {
+      throw exceeded("MANIFEST_INVALID", `annotations of ${bytes} UTF-8 bytes`, "MAX_ANNOTATION_BYTES", limits);
+    }
+  }
+}
+
+/**
+ * A referrers response: an image index of the first of `descriptors`, as many
+ * as fit in MAX_REFERRERS_PAGE_BYTES of JSON, and at least one, so a client
+ * following the Link always moves on. `count` says how many it holds.
+ */
+export function referrersPage(descriptors: readonly object[], limits: Limits): { json: string; count: number } {
+  const index = (manifests: readonly object[]) => JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests });
+  let size = utf8Length(index([]));
+  let count = 0;
+  for (const descriptor of descriptors) {
+    // A comma before every entry but the first.
+    size += utf8Length(JSON.stringify(descriptor)) + (count > 0 ? 1 : 0);
+    if (count > 0 && size > limits.MAX_REFERRERS_PAGE_BYTES) break;
+    count++;
+  }
+  return { json: index(descriptors.slice(0, count)), count };
+}
+
+function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length;
+}

@@ -67,6 +67,8 @@ export interface ParsedManifest {
   blobs: Digest[];
   /** Manifests an index points at, which must be in the repository. */
   manifests: Digest[];
+  /** How many descriptors it has, pushed or not: config and layers, or manifests, plus subject. */
+  descriptors: number;
   subject?: Digest;
   /** The artifact type a referrers list reports: artifactType, else the config's media type. */
   artifactType?: string;
@@ -115,6 +117,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
       mediaType,
       blobs: [manifest.config, ...manifest.layers.filter(mustBePushed)].map((d) => d.digest),
       manifests: [],
+      descriptors: 1 + manifest.layers.length + (manifest.subject ? 1 : 0),
       artifactType: manifest.artifactType ?? manifest.config.mediaType,
       ...(manifest.subject ? { subject: manifest.subject.digest } : {}),
       ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
@@ -127,6 +130,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     mediaType,
     blobs: [],
     manifests: index.manifests.map((d) => d.digest),
+    descriptors: index.manifests.length + (index.subject ? 1 : 0),
     ...(index.artifactType ? { artifactType: index.artifactType } : {}),
     ...(index.subject ? { subject: index.subject.digest } : {}),
     ...(index.annotations ? { annotations: index.annotations } : {}),

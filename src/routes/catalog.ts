@@ -1,8 +1,8 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
+import { MAX_NAMES_PAGE } from "../oci/limits";
 import { parseRepositoryName } from "../oci/names";
 import { nextLink, parsePageRequest } from "../oci/pagination";
-import { MAX_NAMES_PAGE } from "./http";
 
 /** GET /v2/_catalog: every repository, in lexical order, paged by `n` and `last`. */
 export const catalog = new Hono<AppEnv>();

@@ -6,12 +6,6 @@ import { parseRepositoryName, type RepositoryName } from "../oci/names";
 import { uploadRange } from "../oci/range";
 import type { Upload } from "../storage/uploads";
 
-/** The most tags or repositories one page carries: enough that most listings take one request. */
-export const MAX_NAMES_PAGE = 10_000;
-
-/** Referrer descriptors carry annotations, so their pages are smaller. */
-export const MAX_REFERRERS_PAGE = 1_000;
-
 export function repositoryOf(c: Context<AppEnv>): RepositoryName {
   return parseRepositoryName(c.req.param("name") ?? "");
 }
@@ -40,22 +34,20 @@ export function uploadHeaders(upload: Upload, size: number): Record<string, stri
   };
 }
 
-/** The request body, refused with 413 once it passes `limit` bytes, and with 400 if it breaks off. */
-export async function readBounded(request: Request, limit: number): Promise<Uint8Array> {
-  const tooLarge = () => new RegistryError("SIZE_INVALID", `the body exceeds the limit of ${limit} bytes`, { status: 413 });
+/** The request body, or null as soon as it announces or brings more than `limit` bytes; 400 if it breaks off. */
+export async function readBounded(request: Request, limit: number): Promise<Uint8Array | null> {
   const declared = Number(request.headers.get("Content-Length") ?? 0);
-  if (declared > limit) throw tooLarge();
+  if (declared > limit) return null;
   if (!request.body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let length = 0;
   try {
     for await (const chunk of request.body) {
       length += chunk.length;
-      if (length > limit) throw tooLarge();
+      if (length > limit) return null;
       chunks.push(chunk);
     }
-  } catch (error) {
-    if (error instanceof RegistryError) throw error;
+  } catch {
     // The client's fault: its connection dropped, or its chunked encoding was malformed.
     throw new RegistryError("SIZE_INVALID", `the body broke off after ${length} bytes`);
   }

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
 import { algorithmOf, digestBytes } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
+import { enforceManifestLimits, manifestTooLarge } from "../oci/limits";
 import { parseManifest } from "../oci/manifest";
 import { parseReference, parseTag } from "../oci/names";
 import type { ManifestHead } from "../storage/manifests";
@@ -39,13 +40,15 @@ manifests.put(PATH, async (c) => {
   const repository = repositoryOf(c);
   const reference = parseReference(c.req.param("reference"));
   const extraTags = c.req.queries("tag")?.map(parseTag) ?? [];
-  const bytes = await readBounded(c.req.raw, Number(c.env.MAX_MANIFEST_BYTES));
+  const { config, storage } = c.var;
+  const bytes = await readBounded(c.req.raw, config.MAX_MANIFEST_BYTES);
+  if (!bytes) throw manifestTooLarge(config);
   const digest = await digestBytes(reference.kind === "digest" ? algorithmOf(reference.digest) : "sha256", bytes);
   if (reference.kind === "digest" && reference.digest !== digest) {
     throw new RegistryError("DIGEST_INVALID", `the manifest's bytes are ${digest}, not ${reference.digest}`);
   }
   const parsed = parseManifest(bytes, c.req.header("Content-Type"));
-  const { storage } = c.var;
+  enforceManifestLimits(parsed, config);
   const missing = await storage.manifests.missingReferences(repository, parsed);
   if (missing.length > 0) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { missing });
   const tags = reference.kind === "tag" ? [reference.tag, ...extraTags] : extraTags;

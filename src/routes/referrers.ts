@@ -1,11 +1,15 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
 import { parseDigest } from "../oci/digest";
+import { MAX_REFERRERS_PAGE, referrersPage } from "../oci/limits";
 import { MEDIA_TYPES } from "../oci/media-types";
 import { nextLink, parsePageRequest } from "../oci/pagination";
-import { MAX_REFERRERS_PAGE, repositoryOf } from "./http";
+import { repositoryOf } from "./http";
 
-/** end-12a/b: GET /v2/<name>/referrers/<digest>, always an image index, filtered by ?artifactType=. */
+/**
+ * end-12a/b: GET /v2/<name>/referrers/<digest>, always an image index, filtered
+ * by ?artifactType=, paged by `n` and `last` and cut short of MAX_REFERRERS_PAGE_BYTES.
+ */
 export const referrers = new Hono<AppEnv>();
 
 referrers.get("/:name{.+}/referrers/:digest", async (c) => {
@@ -16,7 +20,7 @@ referrers.get("/:name{.+}/referrers/:digest", async (c) => {
   const artifactType = c.req.query("artifactType");
   const { items, more } = await c.var.storage.referrers.list(repository, subject, page, artifactType);
   if (artifactType !== undefined) c.header("OCI-Filters-Applied", "artifactType");
-  if (more) c.header("Link", nextLink(c.req.path, { artifactType }, page.limit, items.at(-1)!.digest));
-  const index = { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: items };
-  return c.body(JSON.stringify(index), 200, { "Content-Type": MEDIA_TYPES.ociIndex });
+  const index = referrersPage(items, c.var.config);
+  if (more || index.count < items.length) c.header("Link", nextLink(c.req.path, { artifactType }, page.limit, items[index.count - 1]!.digest));
+  return c.body(index.json, 200, { "Content-Type": MEDIA_TYPES.ociIndex });
 });

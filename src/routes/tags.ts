@@ -1,9 +1,10 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
 import { RegistryError } from "../oci/errors";
+import { MAX_NAMES_PAGE } from "../oci/limits";
 import { isTag } from "../oci/names";
 import { nextLink, parsePageRequest } from "../oci/pagination";
-import { MAX_NAMES_PAGE, repositoryOf } from "./http";
+import { repositoryOf } from "./http";
 
 /** end-8a/b: GET /v2/<name>/tags/list, in lexical order, paged by `n` and `last`. */
 export const tags = new Hono<AppEnv>();

@@ -1,5 +1,4 @@
 import type { Digest } from "../oci/digest";
-import { RegistryError } from "../oci/errors";
 import type { ParsedManifest } from "../oci/manifest";
 import type { Reference, RepositoryName, Tag } from "../oci/names";
 import { manifestObjectKey } from "./keys";
@@ -88,9 +87,6 @@ export class ManifestStore {
     const now = Date.now();
     // Annotations are kept for the referrers list, so only for manifests with a subject.
     const annotations = parsed.subject && parsed.annotations ? JSON.stringify(parsed.annotations) : null;
-    if (annotations && annotations.length > INLINE_BYTES) {
-      throw new RegistryError("MANIFEST_INVALID", `annotations of a referrer are limited to ${INLINE_BYTES} bytes`);
-    }
     if (!inline) await this.bucket.put(manifestObjectKey(digest), bytes);
     await this.db.batch([
       this.db.prepare("INSERT INTO repositories (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING").bind(repository, now),

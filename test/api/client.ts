@@ -120,8 +120,13 @@ export async function putManifest(repo: string, reference: string, bytes: Uint8A
   return fetchRegistry(`/v2/${repo}/manifests/${reference}`, { method: "PUT", headers: { "Content-Type": contentType }, body: bytes });
 }
 
+/** Reads the spec's error body and returns its first error. */
+export async function firstError(response: Response): Promise<{ code: string; message: string; detail?: unknown } | undefined> {
+  const body = (await response.json()) as { errors?: { code: string; message: string; detail?: unknown }[] };
+  return body.errors?.[0];
+}
+
 /** Reads the spec's error body and returns its first code. */
 export async function errorCode(response: Response): Promise<string | undefined> {
-  const body = (await response.json()) as { errors?: { code: string }[] };
-  return body.errors?.[0]?.code;
+  return (await firstError(response))?.code;
 }

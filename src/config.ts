@@ -1,0 +1,23 @@
+import * as z from "zod";
+import type { Env } from "./env";
+import { LIMIT_VARS } from "./oci/limits";
+
+// The Worker's vars, each with its default for when it is unset.
+const VARS = z.object({ ...LIMIT_VARS });
+
+/** The registry's settings: its vars, parsed. */
+export type Config = z.infer<typeof VARS>;
+
+const parsed = new WeakMap<Env, Config>();
+
+/** The settings a set of bindings carries, parsed on first use. An invalid var throws, naming it. */
+export function configOf(env: Env): Config {
+  let config = parsed.get(env);
+  if (!config) {
+    const result = VARS.safeParse(env);
+    if (!result.success) throw new Error(`invalid configuration: ${z.prettifyError(result.error)}`);
+    config = result.data;
+    parsed.set(env, config);
+  }
+  return config;
+}
