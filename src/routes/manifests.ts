@@ -49,10 +49,9 @@ manifests.put(PATH, async (c) => {
   }
   const parsed = parseManifest(bytes, c.req.header("Content-Type"));
   enforceManifestLimits(parsed, config);
-  const missing = await storage.manifests.missingReferences(repository, parsed);
-  if (missing.length > 0) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { missing });
   const tags = reference.kind === "tag" ? [reference.tag, ...extraTags] : extraTags;
-  await storage.manifests.put(repository, { digest, bytes, parsed }, tags);
+  const result = await storage.manifests.put(repository, { digest, bytes, parsed }, tags);
+  if (!result.stored) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { missing: result.missing });
   c.header("Location", manifestLocation(repository, digest));
   c.header("Docker-Content-Digest", digest);
   c.header("Content-Length", "0");

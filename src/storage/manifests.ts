@@ -23,6 +23,14 @@ export interface NewManifest {
 // Manifests up to this size live in their D1 row (rows hold 2 MB with the rest of the row); larger ones in R2.
 const INLINE_BYTES = 950_000;
 
+/** What a PUT came to: the manifest stored, or refused for the digests its repository lacks. */
+export type PutResult = { stored: true } | { stored: false; missing: Digest[] };
+
+// Over ?1 repository, ?2 manifest digest, ?3 and ?4 the blobs and manifests it references (JSON arrays).
+const MISSING = `SELECT value AS digest FROM json_each(?3) WHERE NOT EXISTS (SELECT 1 FROM repository_blobs WHERE repository = ?1 AND digest = value)
+  UNION SELECT value FROM json_each(?4) WHERE NOT EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = value)`;
+const STORED = "EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = ?2)";
+
 type HeadRow = { digest: Digest; media_type: string; size: number };
 type BodyRow = HeadRow & { content: ArrayBuffer | null; object_key: string | null };
 
@@ -64,40 +72,31 @@ export class ManifestStore {
     return statement.first<Row>();
   }
 
-  /** The blobs and manifests this manifest points at that the repository does not hold. */
-  async missingReferences(repository: RepositoryName, parsed: ParsedManifest): Promise<Digest[]> {
-    if (parsed.blobs.length === 0 && parsed.manifests.length === 0) return [];
-    const { results } = await this.db
-      .prepare(
-        `SELECT j.value AS digest FROM json_each(?2) j
-           WHERE NOT EXISTS (SELECT 1 FROM repository_blobs WHERE repository = ?1 AND digest = j.value)
-         UNION
-         SELECT j.value FROM json_each(?3) j
-           WHERE NOT EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = j.value)`,
-      )
-      .bind(repository, JSON.stringify(parsed.blobs), JSON.stringify(parsed.manifests))
-      .all<{ digest: Digest }>();
-    return results.map((r) => r.digest);
-  }
-
-  /** Stores the manifest (bytes as pushed) and points the tags at it, in one transaction. */
-  async put(repository: RepositoryName, manifest: NewManifest, tags: Tag[]): Promise<void> {
+  /**
+   * Stores the manifest (bytes as pushed) and points the tags at it, unless it
+   * references blobs or manifests the repository does not hold: then nothing
+   * is written and the missing digests come back. One transaction checks and
+   * writes, so a blob DELETE cannot land between the check and the write.
+   */
+  async put(repository: RepositoryName, manifest: NewManifest, tags: Tag[]): Promise<PutResult> {
     const { digest, bytes, parsed } = manifest;
     const inline = bytes.length <= INLINE_BYTES;
     const now = Date.now();
     // Annotations are kept for the referrers list, so only for manifests with a subject.
     const annotations = parsed.subject && parsed.annotations ? JSON.stringify(parsed.annotations) : null;
+    // Before the row that points at it. A refused manifest leaves the object at its digest's key,
+    // where any later push of the same manifest writes the same bytes.
     if (!inline) await this.bucket.put(manifestObjectKey(digest), bytes);
-    await this.db.batch([
-      this.db.prepare("INSERT INTO repositories (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING").bind(repository, now),
+    const references = [repository, digest, JSON.stringify(parsed.blobs), JSON.stringify(parsed.manifests)];
+    const results = await this.db.batch<{ digest: Digest }>([
       this.db
         .prepare(
           `INSERT INTO manifests (repository, digest, media_type, size, content, object_key, subject, artifact_type, annotations, created_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING`,
+           SELECT ?1, ?2, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE NOT EXISTS (${MISSING})
+           ON CONFLICT DO NOTHING`,
         )
         .bind(
-          repository,
-          digest,
+          ...references,
           parsed.mediaType,
           bytes.length,
           inline ? bytes : null,
@@ -107,21 +106,26 @@ export class ManifestStore {
           annotations,
           now,
         ),
+      // Each write from here on happens only if the manifest is stored.
       this.db
         .prepare(
           `INSERT INTO manifest_references (repository, manifest_digest, target_digest, target_kind)
-           SELECT ?1, ?2, value, 'blob' FROM json_each(?3)
-           UNION SELECT ?1, ?2, value, 'manifest' FROM json_each(?4) WHERE true
+           SELECT ?1, ?2, value, 'blob' FROM json_each(?3) WHERE ${STORED}
+           UNION SELECT ?1, ?2, value, 'manifest' FROM json_each(?4) WHERE ${STORED}
            ON CONFLICT DO NOTHING`,
         )
-        .bind(repository, digest, JSON.stringify(parsed.blobs), JSON.stringify(parsed.manifests)),
+        .bind(...references),
+      this.db.prepare(`INSERT INTO repositories (name, created_at) SELECT ?1, ?3 WHERE ${STORED} ON CONFLICT DO NOTHING`).bind(repository, digest, now),
       this.db
         .prepare(
-          `INSERT INTO tags (repository, name, digest, updated_at) SELECT ?1, value, ?2, ?3 FROM json_each(?4) WHERE true
+          `INSERT INTO tags (repository, name, digest, updated_at) SELECT ?1, value, ?2, ?3 FROM json_each(?4) WHERE ${STORED}
            ON CONFLICT (repository, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
         )
         .bind(repository, digest, now, JSON.stringify(tags)),
+      this.db.prepare(`SELECT digest FROM (${MISSING}) WHERE NOT ${STORED}`).bind(...references),
     ]);
+    const missing = results[4]!.results.map((r) => r.digest);
+    return missing.length === 0 ? { stored: true } : { stored: false, missing };
   }
 
   async deleteTag(repository: RepositoryName, tag: Tag): Promise<boolean> {

@@ -1,5 +1,25 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { digestOf, errorCode, fetchRegistry, pushBlob, randomBytes, uniqueRepo } from "./client";
+import { type Descriptor, digestOf, errorCode, fetchRegistry, fetchWithEnv, OCI_MANIFEST, pushBlob, pushImage, randomBytes, uniqueRepo } from "./client";
+
+/** The registry's database, with `interleave` run once just before the first write batch reaches it. */
+function beforeFirstBatch(interleave: () => Promise<void>): D1Database {
+  let pending: (() => Promise<void>) | undefined = interleave;
+  return new Proxy(env.DB, {
+    get(db, property) {
+      if (property === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          const run = pending;
+          pending = undefined;
+          await run?.();
+          return db.batch(statements);
+        };
+      }
+      const value: unknown = Reflect.get(db, property, db);
+      return typeof value === "function" ? value.bind(db) : value;
+    },
+  });
+}
 
 describe("end-2 GET /v2/<name>/blobs/<digest>", () => {
   it("serves the bytes with explicit type, length, digest and range support", async () => {
@@ -100,5 +120,23 @@ describe("end-10 DELETE /v2/<name>/blobs/<digest>", () => {
     const response = await fetchRegistry(`/v2/${uniqueRepo()}/blobs/sha256:${"0".repeat(64)}`, { method: "DELETE" });
     expect(response.status).toBe(404);
     expect(await errorCode(response)).toBe("BLOB_UNKNOWN");
+  });
+});
+
+describe("end-10 DELETE /v2/<name>/blobs/<digest> of a blob a manifest references", () => {
+  it("landing while a manifest PUT is under way, just before its write, makes the PUT store nothing: no manifest is served without its blob", async () => {
+    const repo = uniqueRepo();
+    const { manifest, bytes } = await pushImage(repo);
+    const layer = (manifest.layers as Descriptor[])[0]!.digest;
+    let deleted: Response | undefined;
+    const DB = beforeFirstBatch(async () => {
+      deleted = await fetchRegistry(`/v2/${repo}/blobs/${layer}`, { method: "DELETE" });
+    });
+    const put = await fetchWithEnv({ DB }, `/v2/${repo}/manifests/v1`, { method: "PUT", headers: { "Content-Type": OCI_MANIFEST }, body: bytes });
+    expect(deleted?.status).toBe(202);
+    expect(put.status).toBe(404);
+    expect(await errorCode(put)).toBe("MANIFEST_BLOB_UNKNOWN");
+    expect((await fetchRegistry(`/v2/${repo}/manifests/v1`)).status).toBe(404);
+    expect((await fetchRegistry(`/v2/${repo}/manifests/${await digestOf(bytes)}`)).status).toBe(404);
   });
 });
