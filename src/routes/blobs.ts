@@ -6,7 +6,11 @@ import { MEDIA_TYPES } from "../oci/media-types";
 import { resolveRange } from "../oci/range";
 import { repositoryOf } from "./http";
 
-/** end-2 (GET/HEAD, with Range) and end-10 (DELETE) on /v2/<name>/blobs/<digest>. */
+/**
+ * end-2 (GET/HEAD, with Range) and end-10 (DELETE) on /v2/<name>/blobs/<digest>.
+ * A blob a manifest of the repository references is not deleted (409): the
+ * manifest must go first, so no manifest is ever served without its blobs.
+ */
 export const blobs = new Hono<AppEnv>();
 
 const PATH = "/:name{.+}/blobs/:digest";
@@ -39,6 +43,10 @@ blobs.get(PATH, async (c) => {
 blobs.delete(PATH, async (c) => {
   const repository = repositoryOf(c);
   const digest = parseDigest(c.req.param("digest"));
-  if (!(await c.var.storage.blobs.unlink(repository, digest))) throw new RegistryError("BLOB_UNKNOWN", { digest });
+  const unlink = await c.var.storage.blobs.unlink(repository, digest);
+  if (unlink.result === "not-held") throw new RegistryError("BLOB_UNKNOWN", { digest });
+  if (unlink.result === "referenced") {
+    throw new RegistryError("DENIED", `manifest ${unlink.manifest} in this repository references blob ${digest}; delete the manifest first`, { status: 409 });
+  }
   return c.body(null, 202, { "Content-Length": "0" });
 });

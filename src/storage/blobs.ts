@@ -9,6 +9,12 @@ export interface StoredBlob {
   objectKey: string;
 }
 
+/** What a blob DELETE came to: unlinked, not held by the repository, or kept for a manifest that references it. */
+export type Unlink = { result: "unlinked" } | { result: "not-held" } | { result: "referenced"; manifest: Digest };
+
+// A manifest of repository ?1 that references blob ?2.
+const REFERENCING = "SELECT manifest_digest FROM manifest_references WHERE repository = ?1 AND target_digest = ?2 AND target_kind = 'blob' LIMIT 1";
+
 /** Blobs: bytes in R2, shared by digest; which repositories hold them, in D1. */
 export class BlobStore {
   constructor(
@@ -76,12 +82,21 @@ export class BlobStore {
     return this.db.prepare("SELECT object_key FROM blobs WHERE digest = ?1").bind(digest).first<string>("object_key");
   }
 
-  /** Removes the blob from the repository; the bytes stay for other holders. */
-  async unlink(repository: RepositoryName, digest: Digest): Promise<boolean> {
-    const result = await this.db
-      .prepare("DELETE FROM repository_blobs WHERE repository = ?1 AND digest = ?2")
-      .bind(repository, digest)
-      .run();
-    return result.meta.changes > 0;
+  /**
+   * Removes the blob from the repository unless a manifest there references
+   * it; the bytes stay for other holders. The check is part of the DELETE, so
+   * no manifest PUT can slip in between, and the state it reports is the one
+   * the DELETE saw.
+   */
+  async unlink(repository: RepositoryName, digest: Digest): Promise<Unlink> {
+    const [deleted, state] = await this.db.batch<{ held: number; manifest: Digest | null }>([
+      this.db.prepare(`DELETE FROM repository_blobs WHERE repository = ?1 AND digest = ?2 AND NOT EXISTS (${REFERENCING})`).bind(repository, digest),
+      this.db
+        .prepare(`SELECT EXISTS (SELECT 1 FROM repository_blobs WHERE repository = ?1 AND digest = ?2) AS held, (${REFERENCING}) AS manifest`)
+        .bind(repository, digest),
+    ]);
+    if (deleted!.meta.changes > 0) return { result: "unlinked" };
+    const { held, manifest } = state!.results[0]!;
+    return held && manifest ? { result: "referenced", manifest } : { result: "not-held" };
   }
 }

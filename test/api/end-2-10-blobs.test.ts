@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type Descriptor, digestOf, errorCode, fetchRegistry, fetchWithEnv, OCI_MANIFEST, pushBlob, pushImage, randomBytes, uniqueRepo } from "./client";
+import { type Descriptor, digestOf, errorCode, fetchRegistry, fetchWithEnv, firstError, OCI_MANIFEST, pushBlob, pushImage, putManifest, randomBytes, uniqueRepo } from "./client";
 
 /** The registry's database, with `interleave` run once just before the first write batch reaches it. */
 function beforeFirstBatch(interleave: () => Promise<void>): D1Database {
@@ -124,13 +124,41 @@ describe("end-10 DELETE /v2/<name>/blobs/<digest>", () => {
 });
 
 describe("end-10 DELETE /v2/<name>/blobs/<digest> of a blob a manifest references", () => {
+  const del = (repo: string, digest: string) => fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "DELETE" });
+
+  it("is 409 naming the manifest while it exists, tagged or not, and 202 once it is deleted", async () => {
+    const [repo, other] = [uniqueRepo(), uniqueRepo()];
+    const { manifest, bytes } = await pushImage(repo);
+    const digest = await digestOf(bytes);
+    await putManifest(repo, "v1", bytes);
+    const blobs = [(manifest.config as Descriptor).digest, (manifest.layers as Descriptor[])[0]!.digest];
+    for (const blob of blobs) {
+      const refused = await del(repo, blob);
+      expect(refused.status).toBe(409);
+      const error = await firstError(refused);
+      expect(error?.code).toBe("DENIED");
+      expect(error?.detail).toContain(digest);
+    }
+    // Only this repository's manifests keep a blob in it.
+    expect((await fetchRegistry(`/v2/${other}/blobs/uploads/?mount=${blobs[1]}&from=${repo}`, { method: "POST" })).status).toBe(201);
+    expect((await del(other, blobs[1]!)).status).toBe(202);
+
+    expect((await fetchRegistry(`/v2/${repo}/manifests/v1`, { method: "DELETE" })).status).toBe(202);
+    expect((await del(repo, blobs[0]!)).status).toBe(409);
+    expect((await fetchRegistry(`/v2/${repo}/manifests/${digest}`, { method: "DELETE" })).status).toBe(202);
+    for (const blob of blobs) {
+      expect((await del(repo, blob)).status).toBe(202);
+      expect((await fetchRegistry(`/v2/${repo}/blobs/${blob}`)).status).toBe(404);
+    }
+  });
+
   it("landing while a manifest PUT is under way, just before its write, makes the PUT store nothing: no manifest is served without its blob", async () => {
     const repo = uniqueRepo();
     const { manifest, bytes } = await pushImage(repo);
     const layer = (manifest.layers as Descriptor[])[0]!.digest;
     let deleted: Response | undefined;
     const DB = beforeFirstBatch(async () => {
-      deleted = await fetchRegistry(`/v2/${repo}/blobs/${layer}`, { method: "DELETE" });
+      deleted = await del(repo, layer);
     });
     const put = await fetchWithEnv({ DB }, `/v2/${repo}/manifests/v1`, { method: "PUT", headers: { "Content-Type": OCI_MANIFEST }, body: bytes });
     expect(deleted?.status).toBe(202);
