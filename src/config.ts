@@ -3,7 +3,11 @@ import type { Env } from "./env";
 import { LIMIT_VARS } from "./oci/limits";
 
 // The Worker's vars, each with its default for when it is unset.
-const VARS = z.object({ ...LIMIT_VARS });
+const VARS = z.object({
+  // "accept" stores manifests whose blobs or child manifests the repository lacks (a mirror copying one platform of an index).
+  SPARSE_MANIFESTS: z.enum(["reject", "accept"]).default("reject"),
+  ...LIMIT_VARS,
+});
 
 /** The registry's settings: its vars, parsed. */
 export type Config = z.infer<typeof VARS>;

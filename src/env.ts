@@ -8,6 +8,7 @@ export interface Env {
   /** Keys the HMAC that upload ids carry (a secret; `npm start` generates one into .dev.vars). */
   UPLOAD_SECRET?: string;
   // [vars]: strings, unset meaning the default; src/config.ts parses them.
+  SPARSE_MANIFESTS?: string;
   MAX_MANIFEST_BYTES?: string;
   MAX_MANIFEST_DESCRIPTORS?: string;
   MAX_ANNOTATION_BYTES?: string;

@@ -50,7 +50,7 @@ manifests.put(PATH, async (c) => {
   const parsed = parseManifest(bytes, c.req.header("Content-Type"));
   enforceManifestLimits(parsed, config);
   const tags = reference.kind === "tag" ? [reference.tag, ...extraTags] : extraTags;
-  const result = await storage.manifests.put(repository, { digest, bytes, parsed }, tags);
+  const result = await storage.manifests.put(repository, { digest, bytes, parsed }, tags, { sparse: config.SPARSE_MANIFESTS === "accept" });
   if (!result.stored) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { missing: result.missing });
   c.header("Location", manifestLocation(repository, digest));
   c.header("Docker-Content-Digest", digest);

@@ -74,11 +74,11 @@ export class ManifestStore {
 
   /**
    * Stores the manifest (bytes as pushed) and points the tags at it, unless it
-   * references blobs or manifests the repository does not hold: then nothing
-   * is written and the missing digests come back. One transaction checks and
-   * writes, so a blob DELETE cannot land between the check and the write.
+   * references blobs or manifests the repository does not hold and is not
+   * `sparse`: then nothing is written and the missing digests come back. One
+   * transaction checks and writes, so a blob DELETE cannot land between them.
    */
-  async put(repository: RepositoryName, manifest: NewManifest, tags: Tag[]): Promise<PutResult> {
+  async put(repository: RepositoryName, manifest: NewManifest, tags: Tag[], { sparse }: { sparse: boolean }): Promise<PutResult> {
     const { digest, bytes, parsed } = manifest;
     const inline = bytes.length <= INLINE_BYTES;
     const now = Date.now();
@@ -92,7 +92,7 @@ export class ManifestStore {
       this.db
         .prepare(
           `INSERT INTO manifests (repository, digest, media_type, size, content, object_key, subject, artifact_type, annotations, created_at)
-           SELECT ?1, ?2, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE NOT EXISTS (${MISSING})
+           SELECT ?1, ?2, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE ?13 OR NOT EXISTS (${MISSING})
            ON CONFLICT DO NOTHING`,
         )
         .bind(
@@ -105,6 +105,7 @@ export class ManifestStore {
           parsed.artifactType ?? null,
           annotations,
           now,
+          sparse ? 1 : 0,
         ),
       // Each write from here on happens only if the manifest is stored.
       this.db
