@@ -1,6 +1,6 @@
 /**
  * Every error the registry answers with, registered once: the OCI Distribution
- * error codes plus the two distribution/distribution codes clients also know.
+ * error codes plus the three distribution/distribution codes clients also know.
  * Handlers throw RegistryError; app.ts turns it into the spec's JSON body.
  */
 export const ERROR_CODES = {
@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   TOOMANYREQUESTS: { status: 429, message: "too many requests" },
   RANGE_INVALID: { status: 416, message: "invalid content range" },
   PAGINATION_NUMBER_INVALID: { status: 400, message: "invalid number of results requested" },
+  TAG_INVALID: { status: 400, message: "invalid tag" },
   UNKNOWN: { status: 500, message: "unknown error" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -23,17 +23,16 @@ export function parseRepositoryName(value: string): RepositoryName {
   return value;
 }
 
-export function isTag(value: string): value is Tag {
+function isTag(value: string): value is Tag {
   return TAG_GRAMMAR.test(value);
 }
 
 export function parseTag(value: string): Tag {
-  if (!isTag(value)) throw new RegistryError("MANIFEST_INVALID", `invalid tag "${value.slice(0, 200)}"`);
+  if (!isTag(value)) throw new RegistryError("TAG_INVALID", `invalid tag "${value.slice(0, 200)}"`);
   return value;
 }
 
 export function parseReference(value: string): Reference {
   if (value.includes(":")) return { kind: "digest", digest: parseDigest(value) };
-  if (!isTag(value)) throw new RegistryError("MANIFEST_INVALID", `invalid tag "${value.slice(0, 200)}"`);
-  return { kind: "tag", tag: value };
+  return { kind: "tag", tag: parseTag(value) };
 }

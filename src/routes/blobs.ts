@@ -1,10 +1,9 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
-import { parseDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { MEDIA_TYPES } from "../oci/media-types";
 import { resolveRange } from "../oci/range";
-import { repositoryOf } from "./http";
+import { digestOf, NAME, repositoryOf } from "./http";
 
 /**
  * end-2 (GET/HEAD, with Range) and end-10 (DELETE) on /v2/<name>/blobs/<digest>.
@@ -13,11 +12,11 @@ import { repositoryOf } from "./http";
  */
 export const blobs = new Hono<AppEnv>();
 
-const PATH = "/:name{.+}/blobs/:digest";
+const PATH = `/${NAME}/blobs/:digest?`;
 
 blobs.get(PATH, async (c) => {
   const repository = repositoryOf(c);
-  const digest = parseDigest(c.req.param("digest"));
+  const digest = digestOf(c);
   const blob = await c.var.storage.blobs.stat(repository, digest);
   if (!blob) throw new RegistryError("BLOB_UNKNOWN", { digest });
   const headers: Record<string, string> = {
@@ -42,7 +41,7 @@ blobs.get(PATH, async (c) => {
 
 blobs.delete(PATH, async (c) => {
   const repository = repositoryOf(c);
-  const digest = parseDigest(c.req.param("digest"));
+  const digest = digestOf(c);
   const unlink = await c.var.storage.blobs.unlink(repository, digest);
   if (unlink.result === "not-held") throw new RegistryError("BLOB_UNKNOWN", { digest });
   if (unlink.result === "referenced") {

@@ -1,13 +1,28 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../app-env";
-import { DEFAULT_ALGORITHM, type Digest } from "../oci/digest";
+import { DEFAULT_ALGORITHM, parseDigest, type Digest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
-import { parseRepositoryName, type RepositoryName } from "../oci/names";
+import { parseReference, parseRepositoryName, type Reference, type RepositoryName } from "../oci/names";
 import { uploadRange } from "../oci/range";
 import type { Upload } from "../storage/uploads";
 
+/**
+ * A route's <name>: any characters, even none, so that an empty or malformed
+ * name reaches repositoryOf and gets NAME_INVALID instead of missing every
+ * route. A digest or reference after it is optional for the same reason.
+ */
+export const NAME = ":name{.*}";
+
 export function repositoryOf(c: Context<AppEnv>): RepositoryName {
   return parseRepositoryName(c.req.param("name") ?? "");
+}
+
+export function digestOf(c: Context<AppEnv>): Digest {
+  return parseDigest(c.req.param("digest") ?? "");
+}
+
+export function referenceOf(c: Context<AppEnv>): Reference {
+  return parseReference(c.req.param("reference") ?? "");
 }
 
 export function blobLocation(repository: RepositoryName, digest: Digest): string {

@@ -4,14 +4,14 @@ import { algorithmOf, digestBytes } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { enforceManifestLimits, manifestTooLarge } from "../oci/limits";
 import { parseManifest } from "../oci/manifest";
-import { parseReference, parseTag } from "../oci/names";
+import { parseTag } from "../oci/names";
 import type { ManifestHead } from "../storage/manifests";
-import { manifestLocation, readBounded, repositoryOf } from "./http";
+import { manifestLocation, NAME, readBounded, referenceOf, repositoryOf } from "./http";
 
 /** end-3 (GET/HEAD), end-7 (PUT, with ?tag=) and end-9 (DELETE) on /v2/<name>/manifests/<reference>. */
 export const manifests = new Hono<AppEnv>();
 
-const PATH = "/:name{.+}/manifests/:reference";
+const PATH = `/${NAME}/manifests/:reference?`;
 
 function manifestHeaders(manifest: ManifestHead): Record<string, string> {
   return {
@@ -24,7 +24,7 @@ function manifestHeaders(manifest: ManifestHead): Record<string, string> {
 
 manifests.get(PATH, async (c) => {
   const repository = repositoryOf(c);
-  const reference = parseReference(c.req.param("reference"));
+  const reference = referenceOf(c);
   const { storage } = c.var;
   if (c.req.method === "HEAD") {
     const head = await storage.manifests.head(repository, reference);
@@ -38,7 +38,7 @@ manifests.get(PATH, async (c) => {
 
 manifests.put(PATH, async (c) => {
   const repository = repositoryOf(c);
-  const reference = parseReference(c.req.param("reference"));
+  const reference = referenceOf(c);
   const extraTags = c.req.queries("tag")?.map(parseTag) ?? [];
   const { config, storage } = c.var;
   const bytes = await readBounded(c.req.raw, config.MAX_MANIFEST_BYTES);
@@ -62,7 +62,7 @@ manifests.put(PATH, async (c) => {
 
 manifests.delete(PATH, async (c) => {
   const repository = repositoryOf(c);
-  const reference = parseReference(c.req.param("reference"));
+  const reference = referenceOf(c);
   const { manifests } = c.var.storage;
   const deleted = reference.kind === "tag" ? await manifests.deleteTag(repository, reference.tag) : await manifests.delete(repository, reference.digest);
   if (!deleted) throw new RegistryError("MANIFEST_UNKNOWN", reference);

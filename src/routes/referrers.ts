@@ -4,7 +4,7 @@ import { parseDigest } from "../oci/digest";
 import { MAX_REFERRERS_PAGE, referrersPage } from "../oci/limits";
 import { MEDIA_TYPES } from "../oci/media-types";
 import { nextLink, parsePageRequest } from "../oci/pagination";
-import { repositoryOf } from "./http";
+import { digestOf, NAME, repositoryOf } from "./http";
 
 /**
  * end-12a/b: GET /v2/<name>/referrers/<digest>, always an image index, filtered
@@ -12,9 +12,9 @@ import { repositoryOf } from "./http";
  */
 export const referrers = new Hono<AppEnv>();
 
-referrers.get("/:name{.+}/referrers/:digest", async (c) => {
+referrers.get(`/${NAME}/referrers/:digest?`, async (c) => {
   const repository = repositoryOf(c);
-  const subject = parseDigest(c.req.param("digest"));
+  const subject = digestOf(c);
   const last = c.req.query("last");
   const page = parsePageRequest(c.req.query("n"), last === undefined ? undefined : parseDigest(last), MAX_REFERRERS_PAGE);
   const artifactType = c.req.query("artifactType");

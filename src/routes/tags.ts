@@ -2,18 +2,17 @@ import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
 import { RegistryError } from "../oci/errors";
 import { MAX_NAMES_PAGE } from "../oci/limits";
-import { isTag } from "../oci/names";
+import { parseTag } from "../oci/names";
 import { nextLink, parsePageRequest } from "../oci/pagination";
-import { repositoryOf } from "./http";
+import { NAME, repositoryOf } from "./http";
 
 /** end-8a/b: GET /v2/<name>/tags/list, in lexical order, paged by `n` and `last`. */
 export const tags = new Hono<AppEnv>();
 
-tags.get("/:name{.+}/tags/list", async (c) => {
+tags.get(`/${NAME}/tags/list`, async (c) => {
   const repository = repositoryOf(c);
   const last = c.req.query("last");
-  if (last !== undefined && last !== "" && !isTag(last)) throw new RegistryError("UNSUPPORTED", `last must be a tag, got "${last.slice(0, 200)}"`);
-  const page = parsePageRequest(c.req.query("n"), last, MAX_NAMES_PAGE);
+  const page = parsePageRequest(c.req.query("n"), last === undefined || last === "" ? undefined : parseTag(last), MAX_NAMES_PAGE);
   const { storage } = c.var;
   const { items, more } = await storage.tags.list(repository, page);
   // An empty first page is the one case where the repository may not exist at all.
