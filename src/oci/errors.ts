@@ -27,7 +27,7 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES;
 
 export interface RegistryErrorOptions {
-  /** Overrides the code's usual status where the case asks for another (413 for a manifest too large, 409 for a blob still referenced). */
+  /** Overrides the code's usual status where the case asks for another (404 for no route, 413, 409 for a blob still referenced). */
   status?: number;
   headers?: Record<string, string>;
 }

@@ -75,8 +75,9 @@ export class ManifestStore {
   /**
    * Stores the manifest (bytes as pushed) and points the tags at it, unless it
    * references blobs or manifests the repository does not hold and is not
-   * `sparse`: then nothing is written and the missing digests come back. One
-   * transaction checks and writes, so a blob DELETE cannot land between them.
+   * `sparse`: then nothing is written and the missing digests come back (a
+   * manifest the repository already stores is only tagged). One transaction
+   * checks and writes, so a blob DELETE cannot land between them.
    */
   async put(repository: RepositoryName, manifest: NewManifest, tags: Tag[], { sparse }: { sparse: boolean }): Promise<PutResult> {
     const { digest, bytes, parsed } = manifest;
