@@ -7,7 +7,7 @@ import { parseContentRange, uploadRange } from "../oci/range";
 import type { UploadFailure, UploadResult } from "../storage/upload-result";
 import type { ChunkBounds } from "../storage/upload-session";
 import type { Upload } from "../storage/uploads";
-import { blobLocation, repositoryOf, uploadHeaders } from "./http";
+import { blobLocation, NAME, repositoryOf, uploadHeaders } from "./http";
 
 /**
  * Blob uploads: end-4a/b/c and end-11 (POST: open, monolithic, mount), end-5
@@ -15,7 +15,7 @@ import { blobLocation, repositoryOf, uploadHeaders } from "./http";
  */
 export const uploads = new Hono<AppEnv>();
 
-const UPLOADS = "/:name{.+}/blobs/uploads";
+const UPLOADS = `/${NAME}/blobs/uploads`;
 const SESSION = `${UPLOADS}/:id`;
 
 // How long a client is asked to wait when the isolate's upload buffers are all in use.

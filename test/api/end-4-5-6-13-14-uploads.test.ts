@@ -407,17 +407,6 @@ describe("a finished upload's location", () => {
   });
 });
 
-describe("the uploads collection without an upload id", () => {
-  it.each(["GET", "DELETE"])("answers %s with BLOB_UPLOAD_UNKNOWN, not as a blob digest", async (method) => {
-    const repo = uniqueRepo();
-    for (const path of [`/v2/${repo}/blobs/uploads/`, `/v2/${repo}/blobs/uploads`]) {
-      const response = await fetchRegistry(path, { method });
-      expect(response.status).toBe(404);
-      expect(await errorCode(response)).toBe("BLOB_UPLOAD_UNKNOWN");
-    }
-  });
-});
-
 describe("end-13 GET <location>", () => {
   it("reports the bytes received: 204 with Location and Range", async () => {
     const repo = uniqueRepo();

@@ -76,6 +76,12 @@ describe("malformed paths and headers, through npm start", () => {
   it.each([
     ["GET of the uploads collection without an upload id", "GET /v2/hostile/a/blobs/uploads/", 404, "BLOB_UPLOAD_UNKNOWN"],
     ["DELETE of the uploads collection without an upload id", "DELETE /v2/hostile/a/blobs/uploads/", 404, "BLOB_UPLOAD_UNKNOWN"],
+    // The runtime resolves the dot segment first: what arrives is a blob path without a digest.
+    ["an upload id that is a dot segment", "GET /v2/hostile/a/blobs/uploads/..", 400, "DIGEST_INVALID"],
+    ["an empty repository name", "GET /v2//manifests/x", 400, "NAME_INVALID"],
+    ["an empty repository name for an upload", "POST /v2//blobs/uploads/", 400, "NAME_INVALID"],
+    ["an empty manifest reference", "GET /v2/hostile/a/manifests/", 400, "TAG_INVALID"],
+    ["a malformed tag", "PUT /v2/hostile/a/manifests/-v1", 400, "TAG_INVALID"],
   ])("%s is a 4xx with the most specific OCI code", async (_, line, status, code) => {
     const method = line.split(" ")[0];
     const request = method === "PUT" ? head(line, `Content-Type: ${MANIFEST}`, "Content-Length: 2") + "{}" : head(line);
