@@ -14,6 +14,16 @@ const MiB = 1024 * 1024;
 /** R2's most parts in one multipart upload: the most an upload can be cut into. */
 export const MAX_UPLOAD_PARTS = 10_000;
 
+/**
+ * The bytes of upload buffers one isolate may hold at once. Durable Objects of
+ * one class can share an isolate and its 128 MB; the rest is left to the
+ * runtime, the streams and garbage not yet collected.
+ */
+export const UPLOAD_BUFFER_BUDGET = 64 * MiB;
+
+/** How long an upload id is honoured after the POST that issued it. */
+export const UPLOAD_LIFETIME_SECONDS = 24 * 60 * 60;
+
 /** The most tags or repositories one page carries: enough that most listings take one request. */
 export const MAX_NAMES_PAGE = 10_000;
 

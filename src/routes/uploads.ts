@@ -2,6 +2,7 @@ import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env";
 import { DEFAULT_ALGORITHM, parseAlgorithm, parseDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
+import { MAX_UPLOAD_PARTS, UPLOAD_BUFFER_BUDGET } from "../oci/limits";
 import { isRepositoryName } from "../oci/names";
 import { parseContentRange, uploadRange } from "../oci/range";
 import type { UploadFailure, UploadResult } from "../storage/upload-result";
@@ -134,11 +135,14 @@ function refusal(failure: UploadFailure): RegistryError {
     case "overflow":
       return new RegistryError("SIZE_INVALID", `the body brought more than the ${failure.announced} bytes it announced`, range(failure.size));
     case "too-large":
-      return new RegistryError("SIZE_INVALID", `an upload holds at most ${failure.limit} bytes (R2's 10,000 parts)`, { status: 413, ...range(failure.size) });
+      return new RegistryError("SIZE_INVALID", `the upload exceeds the limit MAX_UPLOAD_PARTS = ${MAX_UPLOAD_PARTS} parts, ${failure.limit} bytes`, {
+        status: 413,
+        ...range(failure.size),
+      });
     case "digest-mismatch":
       return new RegistryError("DIGEST_INVALID", `expected ${failure.expected}, the uploaded bytes are ${failure.actual ?? "missing"}`);
     case "out-of-memory":
-      return new RegistryError("TOOMANYREQUESTS", "every upload buffer of this server is in use; retry shortly", {
+      return new RegistryError("TOOMANYREQUESTS", `the upload buffers in use reach the limit UPLOAD_BUFFER_BUDGET = ${UPLOAD_BUFFER_BUDGET} bytes; retry shortly`, {
         headers: { "Retry-After": String(RETRY_AFTER_SECONDS), Range: uploadRange(failure.size) },
       });
     case "completing":

@@ -1,13 +1,11 @@
-/**
- * The bytes of upload buffers that may be held at once in this isolate.
- * Durable Objects of one class can share an isolate and its 128 MB, so this is
- * module state, shared by every session the isolate runs: a request that
- * cannot have its buffer is turned away (429) instead of risking the isolate.
- * The rest of the 128 MB is left to the runtime, the streams and garbage not
- * yet collected.
- */
-export const UPLOAD_BUFFER_BUDGET = 64 * 1024 * 1024;
+import { UPLOAD_BUFFER_BUDGET } from "../oci/limits";
 
+/*
+ * The upload buffers held in this isolate. Durable Objects of one class can
+ * share an isolate, so this is module state, shared by every session the
+ * isolate runs: a request that cannot have its buffer is turned away (429)
+ * instead of risking the isolate.
+ */
 let held = 0;
 
 /** Bytes of buffer one request may hold; more can be asked for, and all of it is given back at the end. */

@@ -1,11 +1,9 @@
 import type { Algorithm, Digest } from "../oci/digest";
+import { UPLOAD_LIFETIME_SECONDS } from "../oci/limits";
 import type { RepositoryName } from "../oci/names";
 import { issueUploadId, verifyUploadId } from "./upload-id";
 import type { UploadResult } from "./upload-result";
 import type { ChunkBounds, SessionTarget, UploadSession } from "./upload-session";
-
-// How long an upload id is honoured after its POST.
-const UPLOAD_LIFETIME_SECONDS = 24 * 60 * 60;
 
 /** The repository-facing side of upload sessions: issues their ids and checks them. */
 export class Uploads {

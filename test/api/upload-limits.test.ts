@@ -1,6 +1,6 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { UPLOAD_BUFFER_BUDGET } from "../../src/storage/memory-budget";
+import { UPLOAD_BUFFER_BUDGET } from "../../src/oci/limits";
 import { MAX_UPLOAD_BYTES, PART_SIZE } from "../../src/storage/part-writer";
 import { digestOf, errorCode, fetchRegistry, heldBody, openUpload, randomBytes, uniqueRepo, uploadObjectId, withDigest } from "./client";
 
