@@ -25,8 +25,9 @@ export interface Filled {
  * Bytes already stored (an object being read back), then a request body, read
  * into buffers the caller owns: BYOB reads, so the runtime writes each byte
  * straight into the buffer it is used from and nothing is copied on the way.
- * A body that breaks off is a IncompleteBody, one that brings more than `bodyLimit`
- * bytes a BodyOverflow; a failing stored object is the server's own error.
+ * A body that breaks off is an IncompleteBody, one that brings more than
+ * `bodyLimit` bytes a BodyOverflow; a failing stored object is the server's
+ * own error.
  */
 export class ByteSource {
   readonly #streams: { stream: ReadableStream<Uint8Array>; isBody: boolean }[] = [];
@@ -34,7 +35,7 @@ export class ByteSource {
   /** Bytes of the request body read so far. */
   bodyBytes = 0;
 
-  constructor(stored: ReadableStream<Uint8Array> | null, body: ReadableStream<Uint8Array> | null, readonly bodyLimit = Infinity) {
+  constructor(stored: ReadableStream<Uint8Array> | null, body: ReadableStream<Uint8Array> | null, readonly bodyLimit: number) {
     if (stored) this.#streams.push({ stream: stored, isBody: false });
     if (body) this.#streams.push({ stream: body, isBody: true });
   }
