@@ -1,5 +1,14 @@
+import { generateKeyPairSync } from "node:crypto";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+
+/** The secrets `npm start` keeps in .dev.vars, made up for the API tests. */
+const TEST_SECRETS = {
+  UPLOAD_SECRET: "test-upload-secret",
+  TOKEN_KEYS: JSON.stringify([generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "jwk" })]),
+  ADMIN_USERNAME: "root",
+  ADMIN_PASSWORD: "test-admin-password",
+};
 
 export default defineConfig({
   test: {
@@ -9,7 +18,8 @@ export default defineConfig({
         plugins: [
           cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { TEST_MIGRATIONS: await readD1Migrations("./migrations"), UPLOAD_SECRET: "test-upload-secret" } },
+            // Most suites test the API itself, with auth off; the access suites turn it on per request.
+            miniflare: { bindings: { TEST_MIGRATIONS: await readD1Migrations("./migrations"), AUTH_MODE: "none", ...TEST_SECRETS } },
           })),
         ],
         test: {

@@ -1,3 +1,4 @@
+import type { Access } from "./auth/access";
 import type { Config } from "./config";
 import type { Env } from "./env";
 import type { Storage } from "./storage";
@@ -5,5 +6,5 @@ import type { Storage } from "./storage";
 /** The Hono environment every route sees: bindings, and per-request services and settings on c.var. */
 export type AppEnv = {
   Bindings: Env;
-  Variables: { storage: Storage; config: Config };
+  Variables: { storage: Storage; config: Config; access: Access };
 };

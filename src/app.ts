@@ -1,28 +1,40 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./app-env";
+import { Access, callerOf } from "./auth/access";
 import { configOf } from "./config";
 import { RegistryError } from "./oci/errors";
 import { base } from "./routes/base";
 import { blobs } from "./routes/blobs";
 import { catalog } from "./routes/catalog";
 import { manifests } from "./routes/manifests";
+import { authSettingsOf } from "./routes/http";
 import { referrers } from "./routes/referrers";
 import { tags } from "./routes/tags";
+import { token } from "./routes/token";
 import { uploads } from "./routes/uploads";
 import { createStorage } from "./storage";
 
-/** The registry: the OCI Distribution API under /v2/. */
+/** The registry: the OCI Distribution API under /v2/, and its token service at /token. */
 export function createApp(): Hono<AppEnv> {
   // Not strict: /v2 and /v2/, .../uploads and .../uploads/ are the same endpoint to clients.
   const app = new Hono<AppEnv>({ strict: false });
 
-  app.use("/v2/*", async (c, next) => {
+  app.use("*", async (c, next) => {
     c.set("storage", createStorage(c.env));
     c.set("config", configOf(c.env));
     await next();
-    c.header("Docker-Distribution-API-Version", "registry/2.0");
   });
 
+  // Every API request has its caller, and what it may do, settled before its route runs.
+  app.use("/v2/*", async (c, next) => {
+    c.header("Docker-Distribution-API-Version", "registry/2.0");
+    if (c.var.config.AUTH_MODE === "none") warnAuthOff();
+    const settings = authSettingsOf(c);
+    c.set("access", new Access(await callerOf(c.req.header("Authorization"), settings), settings));
+    await next();
+  });
+
+  app.route("/", token);
   app.route("/v2", base);
   app.route("/v2", catalog);
   app.route("/v2", uploads);
@@ -39,6 +51,15 @@ export function createApp(): Hono<AppEnv> {
     return errorResponse(new RegistryError("UNKNOWN", "internal error; the registry's log has the details"));
   });
   return app;
+}
+
+let warned = false;
+
+/** Said once per isolate, loudly: with auth off, anyone who reaches the registry may push and delete. */
+function warnAuthOff(): void {
+  if (warned) return;
+  warned = true;
+  console.warn("AUTH_MODE=none: no credentials are checked; anyone who can reach this registry may pull, push and delete. For local experiments only.");
 }
 
 /** The one place a RegistryError becomes a response. */

@@ -4,6 +4,8 @@ import { LIMIT_VARS } from "./oci/limits";
 
 // The Worker's vars, each with its default for when it is unset.
 const VARS = z.object({
+  // "token": who may do what is checked (registry tokens, Basic credentials); "none": anyone may do anything, for local experiments.
+  AUTH_MODE: z.enum(["token", "none"]).default("token"),
   // "accept" stores manifests whose blobs or child manifests the repository lacks (a mirror copying one platform of an index).
   SPARSE_MANIFESTS: z.enum(["reject", "accept"]).default("reject"),
   ...LIMIT_VARS,

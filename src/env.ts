@@ -5,9 +5,16 @@ export interface Env {
   BLOBS: R2Bucket;
   DB: D1Database;
   UPLOADS: DurableObjectNamespace<UploadSession>;
-  /** Keys the HMAC that upload ids carry (a secret; `npm start` generates one into .dev.vars). */
+  // Secrets (`wrangler secret put`; locally .dev.vars, which `npm start` fills in).
+  /** Keys the HMAC that upload ids carry. */
   UPLOAD_SECRET?: string;
+  /** A JSON array of private P-256 JWKs: the first signs registry tokens, all verify them. */
+  TOKEN_KEYS?: string;
+  /** The bootstrap administrator's login. */
+  ADMIN_USERNAME?: string;
+  ADMIN_PASSWORD?: string;
   // [vars]: strings, unset meaning the default; src/config.ts parses them.
+  AUTH_MODE?: string;
   SPARSE_MANIFESTS?: string;
   MAX_MANIFEST_BYTES?: string;
   MAX_MANIFEST_DESCRIPTORS?: string;

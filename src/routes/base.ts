@@ -4,4 +4,7 @@ import type { AppEnv } from "../app-env";
 /** end-1: the API version check every client starts with. */
 export const base = new Hono<AppEnv>();
 
-base.get("/", (c) => c.json({}));
+base.get("/", (c) => {
+  c.var.access.requireCredentials();
+  return c.json({});
+});

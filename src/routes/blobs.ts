@@ -3,7 +3,7 @@ import type { AppEnv } from "../app-env";
 import { RegistryError } from "../oci/errors";
 import { MEDIA_TYPES } from "../oci/media-types";
 import { resolveRange } from "../oci/range";
-import { digestOf, NAME, repositoryOf } from "./http";
+import { digestOf, NAME, repositoryOf, requires } from "./http";
 
 /**
  * end-2 (GET/HEAD, with Range) and end-10 (DELETE) on /v2/<name>/blobs/<digest>.
@@ -14,7 +14,7 @@ export const blobs = new Hono<AppEnv>();
 
 const PATH = `/${NAME}/blobs/:digest?`;
 
-blobs.get(PATH, async (c) => {
+blobs.get(PATH, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const digest = digestOf(c);
   const blob = await c.var.storage.blobs.stat(repository, digest);
@@ -39,7 +39,7 @@ blobs.get(PATH, async (c) => {
   return c.body(await c.var.storage.blobs.read(blob, range), status, headers);
 });
 
-blobs.delete(PATH, async (c) => {
+blobs.delete(PATH, requires("delete"), async (c) => {
   const repository = repositoryOf(c);
   const digest = digestOf(c);
   const unlink = await c.var.storage.blobs.unlink(repository, digest);

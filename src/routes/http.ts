@@ -1,5 +1,7 @@
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env";
+import type { AuthSettings } from "../auth/access";
+import type { Action } from "../auth/scopes";
 import { DEFAULT_ALGORITHM, parseDigest, type Digest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { parseReference, parseRepositoryName, type Reference, type RepositoryName } from "../oci/names";
@@ -12,6 +14,27 @@ import type { Upload } from "../storage/uploads";
  * route. A digest or reference after it is optional for the same reason.
  */
 export const NAME = ":name{.*}";
+
+/** What authentication needs of a request: the mode, the secrets, and who and where it comes from. */
+export function authSettingsOf(c: Context<AppEnv>): AuthSettings {
+  const url = new URL(c.req.url);
+  return {
+    mode: c.var.config.AUTH_MODE,
+    store: c.var.storage.access,
+    tokenKeys: c.env.TOKEN_KEYS,
+    admin: { username: c.env.ADMIN_USERNAME, password: c.env.ADMIN_PASSWORD },
+    audience: { issuer: url.origin, service: url.host },
+    client: c.req.header("CF-Connecting-IP") ?? "unknown",
+  };
+}
+
+/** A route's guard: the caller must be allowed `actions` on the repository in its path. */
+export function requires(...actions: Action[]): MiddlewareHandler<AppEnv> {
+  return async function guard(c, next) {
+    await c.var.access.require(repositoryOf(c), actions);
+    await next();
+  };
+}
 
 export function repositoryOf(c: Context<AppEnv>): RepositoryName {
   return parseRepositoryName(c.req.param("name") ?? "");

@@ -6,7 +6,7 @@ import { enforceManifestLimits, manifestTooLarge } from "../oci/limits";
 import { parseManifest } from "../oci/manifest";
 import { parseTag } from "../oci/names";
 import type { ManifestHead } from "../storage/manifests";
-import { manifestLocation, NAME, readBounded, referenceOf, repositoryOf } from "./http";
+import { manifestLocation, NAME, readBounded, referenceOf, repositoryOf, requires } from "./http";
 
 /** end-3 (GET/HEAD), end-7 (PUT, with ?tag=) and end-9 (DELETE) on /v2/<name>/manifests/<reference>. */
 export const manifests = new Hono<AppEnv>();
@@ -22,7 +22,7 @@ function manifestHeaders(manifest: ManifestHead): Record<string, string> {
   };
 }
 
-manifests.get(PATH, async (c) => {
+manifests.get(PATH, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const reference = referenceOf(c);
   const { storage } = c.var;
@@ -36,7 +36,7 @@ manifests.get(PATH, async (c) => {
   return c.body(manifest.body, 200, manifestHeaders(manifest));
 });
 
-manifests.put(PATH, async (c) => {
+manifests.put(PATH, requires("pull", "push"), async (c) => {
   const repository = repositoryOf(c);
   const reference = referenceOf(c);
   const extraTags = c.req.queries("tag")?.map(parseTag) ?? [];
@@ -60,7 +60,7 @@ manifests.put(PATH, async (c) => {
   return c.body(null, 201);
 });
 
-manifests.delete(PATH, async (c) => {
+manifests.delete(PATH, requires("delete"), async (c) => {
   const repository = repositoryOf(c);
   const reference = referenceOf(c);
   const { manifests } = c.var.storage;

@@ -4,7 +4,7 @@ import { parseDigest } from "../oci/digest";
 import { MAX_REFERRERS_PAGE, referrersPage } from "../oci/limits";
 import { MEDIA_TYPES } from "../oci/media-types";
 import { nextLink, parsePageRequest } from "../oci/pagination";
-import { digestOf, NAME, repositoryOf } from "./http";
+import { digestOf, NAME, repositoryOf, requires } from "./http";
 
 /**
  * end-12a/b: GET /v2/<name>/referrers/<digest>, always an image index, filtered
@@ -12,7 +12,7 @@ import { digestOf, NAME, repositoryOf } from "./http";
  */
 export const referrers = new Hono<AppEnv>();
 
-referrers.get(`/${NAME}/referrers/:digest?`, async (c) => {
+referrers.get(`/${NAME}/referrers/:digest?`, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const subject = digestOf(c);
   const last = c.req.query("last");

@@ -4,12 +4,12 @@ import { RegistryError } from "../oci/errors";
 import { MAX_NAMES_PAGE } from "../oci/limits";
 import { parseTag } from "../oci/names";
 import { nextLink, parsePageRequest } from "../oci/pagination";
-import { NAME, repositoryOf } from "./http";
+import { NAME, repositoryOf, requires } from "./http";
 
 /** end-8a/b: GET /v2/<name>/tags/list, in lexical order, paged by `n` and `last`. */
 export const tags = new Hono<AppEnv>();
 
-tags.get(`/${NAME}/tags/list`, async (c) => {
+tags.get(`/${NAME}/tags/list`, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const last = c.req.query("last");
   const page = parsePageRequest(c.req.query("n"), last === undefined || last === "" ? undefined : parseTag(last), MAX_NAMES_PAGE);

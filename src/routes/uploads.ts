@@ -3,12 +3,12 @@ import type { AppEnv } from "../app-env";
 import { DEFAULT_ALGORITHM, parseAlgorithm, parseDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { MAX_UPLOAD_PARTS, UPLOAD_BUFFER_BUDGET } from "../oci/limits";
-import { isRepositoryName } from "../oci/names";
+import { isRepositoryName, type RepositoryName } from "../oci/names";
 import { parseContentRange, uploadRange } from "../oci/range";
 import type { UploadFailure, UploadResult } from "../storage/upload-result";
 import type { ChunkBounds } from "../storage/upload-session";
 import type { Upload } from "../storage/uploads";
-import { blobLocation, NAME, repositoryOf, uploadHeaders } from "./http";
+import { blobLocation, NAME, repositoryOf, requires, uploadHeaders } from "./http";
 
 /**
  * Blob uploads: end-4a/b/c and end-11 (POST: open, monolithic, mount), end-5
@@ -22,15 +22,13 @@ const SESSION = `${UPLOADS}/:id`;
 // How long a client is asked to wait when the isolate's upload buffers are all in use.
 const RETRY_AFTER_SECONDS = 5;
 
-uploads.post(UPLOADS, async (c) => {
+uploads.post(UPLOADS, requires("pull", "push"), async (c) => {
   const repository = repositoryOf(c);
   const { storage } = c.var;
   const mount = c.req.query("mount");
   if (mount !== undefined) {
     const digest = parseDigest(mount);
-    // An unusable `from` is no error: the client falls back to the upload opened below.
-    const from = c.req.query("from");
-    const source = from === undefined ? undefined : isRepositoryName(from) ? from : null;
+    const source = await mountSource(c);
     if (source !== null && (await storage.blobs.mount(repository, digest, source))) {
       return c.body(null, 201, { Location: blobLocation(repository, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
     }
@@ -50,18 +48,18 @@ uploads.on(["GET", "DELETE"], UPLOADS, () => {
   throw new RegistryError("BLOB_UPLOAD_UNKNOWN", "an upload id is required");
 });
 
-uploads.get(SESSION, async (c) => {
+uploads.get(SESSION, requires("pull", "push"), async (c) => {
   const upload = await sessionOf(c);
   return c.body(null, 204, uploadHeaders(upload, settle(await upload.size()).size));
 });
 
-uploads.patch(SESSION, async (c) => {
+uploads.patch(SESSION, requires("pull", "push"), async (c) => {
   const upload = await sessionOf(c);
   const { size } = settle(await upload.append(c.req.raw.body, chunkBounds(c)));
   return c.body(null, 202, uploadHeaders(upload, size));
 });
 
-uploads.put(SESSION, async (c) => {
+uploads.put(SESSION, requires("pull", "push"), async (c) => {
   const upload = await sessionOf(c);
   const query = c.req.query("digest");
   if (query === undefined) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
@@ -73,11 +71,23 @@ uploads.put(SESSION, async (c) => {
   });
 });
 
-uploads.delete(SESSION, async (c) => {
+uploads.delete(SESSION, requires("pull", "push"), async (c) => {
   const upload = await sessionOf(c);
   settle(await upload.cancel());
   return c.body(null, 204);
 });
+
+/**
+ * Where a mount may take its blob from: `from`, if the caller may pull it;
+ * without `from`, any repository that holds the blob, for a caller who may
+ * read them all. Null when there is no mount: an unusable `from` is no error,
+ * the client falls back to the upload opened instead.
+ */
+async function mountSource(c: Context<AppEnv>): Promise<RepositoryName | undefined | null> {
+  const from = c.req.query("from");
+  if (from === undefined) return c.var.access.readsEverything ? undefined : null;
+  return isRepositoryName(from) && (await c.var.access.can(from, "pull")) ? from : null;
+}
 
 function algorithmOf(c: Context<AppEnv>) {
   return parseAlgorithm(c.req.query("digest-algorithm") ?? DEFAULT_ALGORITHM);

@@ -1,4 +1,5 @@
 import type { Env } from "../env";
+import { AccessStore } from "./access";
 import { BlobStore } from "./blobs";
 import { ManifestStore } from "./manifests";
 import { ReferrerIndex } from "./referrers";
@@ -8,6 +9,7 @@ import { Uploads } from "./uploads";
 
 /** Everything a request may touch, built from the bindings once per request (the seam for metering). */
 export interface Storage {
+  access: AccessStore;
   blobs: BlobStore;
   uploads: Uploads;
   manifests: ManifestStore;
@@ -18,6 +20,7 @@ export interface Storage {
 
 export function createStorage(env: Env): Storage {
   return {
+    access: new AccessStore(env.DB),
     blobs: new BlobStore(env.DB, env.BLOBS),
     uploads: new Uploads(env.UPLOADS, env.UPLOAD_SECRET),
     manifests: new ManifestStore(env.DB, env.BLOBS),

@@ -2,6 +2,12 @@ import type { PageRequest } from "../oci/pagination";
 import type { RepositoryName } from "../oci/names";
 import { toPage, type Page } from "./page";
 
+// The namespace of the repository in `name`: its first path component.
+const NAMESPACE = "substr(repositories.name, 1, instr(repositories.name || '/', '/') - 1)";
+
+/** Which repositories a catalog shows: all, or those whose namespace matches a pattern or is public. */
+export type CatalogView = { all: true } | { all: false; patterns: string[]; publicNamespaces: boolean };
+
 /** Repositories that have received content: the catalog. */
 export class RepositoryIndex {
   constructor(private readonly db: D1Database) {}
@@ -10,11 +16,17 @@ export class RepositoryIndex {
     return (await this.db.prepare("SELECT 1 AS found FROM repositories WHERE name = ?1").bind(repository).first()) !== null;
   }
 
-  async list(page: PageRequest): Promise<Page<string>> {
+  /** A page of the repositories `view` shows, in name order; the view is applied while scanning, so a page is full when it can be. */
+  async list(page: PageRequest, view: CatalogView): Promise<Page<string>> {
     if (page.limit === 0) return { items: [], more: false };
     const { results } = await this.db
-      .prepare("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2")
-      .bind(page.last ?? "", page.limit + 1)
+      .prepare(
+        `SELECT name FROM repositories
+         WHERE name > ?1 AND (?3 OR EXISTS (SELECT 1 FROM json_each(?4) WHERE ${NAMESPACE} GLOB value)
+           OR (?5 AND EXISTS (SELECT 1 FROM public_namespaces p WHERE p.name = ${NAMESPACE})))
+         ORDER BY name LIMIT ?2`,
+      )
+      .bind(page.last ?? "", page.limit + 1, view.all ? 1 : 0, JSON.stringify(view.all ? [] : view.patterns), !view.all && view.publicNamespaces ? 1 : 0)
       .all<{ name: string }>();
     return toPage(
       results.map((r) => r.name),

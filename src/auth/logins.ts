@@ -1,0 +1,67 @@
+import { RegistryError } from "../oci/errors";
+import type { AccessStore } from "../storage/access";
+import { Memo } from "./memo";
+import { secretsEqual, verifyPassword } from "./passwords";
+import type { Principal } from "./policy";
+
+/** Failed logins a client may make in a window before it is made to wait. */
+const MAX_FAILURES = 10;
+const WINDOW_SECONDS = 5 * 60;
+
+/** A verified login is remembered this long, so a client sending Basic credentials on every request pays the hash once. */
+const REMEMBER_SECONDS = 60;
+const verified = new Memo<Principal & { kind: "user" | "robot" }>(REMEMBER_SECONDS);
+
+/** The bootstrap administrator, from the secrets ADMIN_USERNAME and ADMIN_PASSWORD. */
+export interface BootstrapAdmin {
+  username?: string;
+  password?: string;
+}
+
+/** Robot tokens are random, so a plain SHA-256 keeps them as safe as a slow hash would. */
+export async function tokenHash(token: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Checks a username and password: the bootstrap administrator's, a user's, or
+ * a robot's token. Null when they match none; a client that fails too often
+ * is refused with 429 until its window ends, before anything is checked.
+ */
+export async function logIn(username: string, password: string, client: string, store: AccessStore, admin: BootstrapAdmin): Promise<Principal | null> {
+  const key = await tokenHash(`${username}\u0000${password}`);
+  const remembered = verified.get(key);
+  if (remembered) return remembered;
+
+  const now = Date.now();
+  const since = now - WINDOW_SECONDS * 1000;
+  const failures = await store.loginFailures(client, since);
+  if (failures && failures.failures >= MAX_FAILURES) {
+    const retryAfter = Math.max(1, Math.ceil((failures.windowStart - since) / 1000));
+    throw new RegistryError("TOOMANYREQUESTS", `too many failed logins; retry in ${retryAfter} s`, { headers: { "Retry-After": String(retryAfter) } });
+  }
+  const principal = await check(username, password, store, admin, now);
+  if (!principal) {
+    await store.recordLoginFailure(client, now, since);
+    return null;
+  }
+  verified.set(key, principal);
+  return principal;
+}
+
+/** Forgets every remembered login, when users, grants or robots change. */
+export function forgetLogins(): void {
+  verified.clear();
+}
+
+async function check(username: string, password: string, store: AccessStore, admin: BootstrapAdmin, now: number): Promise<(Principal & { kind: "user" | "robot" }) | null> {
+  if (admin.username && admin.password && username === admin.username) {
+    return (await secretsEqual(password, admin.password)) ? { kind: "user", name: username, admin: true, grants: [] } : null;
+  }
+  const user = await store.user(username);
+  if (user) return (await verifyPassword(password, user.passwordHash)) ? { kind: "user", name: user.name, admin: user.admin, grants: user.grants } : null;
+  const robot = await store.robot(username);
+  if (!robot || robot.revokedAt !== null || robot.expiresAt <= now) return null;
+  return (await secretsEqual(await tokenHash(password), robot.tokenHash)) ? { kind: "robot", name: robot.name, grants: robot.scopes } : null;
+}
