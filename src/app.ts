@@ -3,6 +3,7 @@ import type { AppEnv } from "./app-env";
 import { Access, callerOf } from "./auth/access";
 import { configOf } from "./config";
 import { RegistryError } from "./oci/errors";
+import { admin } from "./routes/admin";
 import { base } from "./routes/base";
 import { blobs } from "./routes/blobs";
 import { catalog } from "./routes/catalog";
@@ -14,7 +15,7 @@ import { token } from "./routes/token";
 import { uploads } from "./routes/uploads";
 import { createStorage } from "./storage";
 
-/** The registry: the OCI Distribution API under /v2/, and its token service at /token. */
+/** The registry: the OCI Distribution API under /v2/, its token service at /token, and its administration under /admin/. */
 export function createApp(): Hono<AppEnv> {
   // Not strict: /v2 and /v2/, .../uploads and .../uploads/ are the same endpoint to clients.
   const app = new Hono<AppEnv>({ strict: false });
@@ -35,6 +36,7 @@ export function createApp(): Hono<AppEnv> {
   });
 
   app.route("/", token);
+  app.route("/", admin);
   app.route("/v2", base);
   app.route("/v2", catalog);
   app.route("/v2", uploads);

@@ -11,6 +11,7 @@ import {
   forgeToken,
   grant,
   makePublic,
+  PASSWORD,
   SERVICE,
   tokenFor,
   uniqueName,
@@ -176,7 +177,6 @@ const IDENTITY_NAMES = [
 describe("access control: every endpoint against every identity", () => {
   const fixture = {} as Fixture;
   const identities: Identity[] = [];
-  const password = "correct horse battery staple";
 
   beforeAll(async () => {
     fixture.repo = uniqueRepo(uniqueName("acl"));
@@ -189,14 +189,14 @@ describe("access control: every endpoint against every identity", () => {
     fixture.blob = await pushBlob(fixture.repo, layer);
 
     const [reader, pusher, deleter, robot] = [uniqueName("reader"), uniqueName("pusher"), uniqueName("deleter"), uniqueName("robot")];
-    await createUser(reader, password, [grant(namespace, "pull")]);
-    await createUser(pusher, password, [grant(namespace, "push")]);
-    await createUser(deleter, password, [grant(`${namespace.slice(0, 4)}*`, "delete")]);
+    await createUser(reader, [grant(namespace, "pull")]);
+    await createUser(pusher, [grant(namespace, "push")]);
+    await createUser(deleter, [grant(`${namespace.slice(0, 4)}*`, "delete")]);
     const robotToken = await createRobot(robot, [grant(namespace, "push")]);
     const everything = [{ type: "repository", name: fixture.repo, actions: ["pull", "push", "delete"] }];
     const now = Math.floor(Date.now() / 1000);
     const foreignKey = await exportJWK((await generateKeyPair("ES256", { extractable: true })).privateKey);
-    const pushersToken = await tokenFor(basic(pusher, password), `repository:${fixture.repo}:pull,push`);
+    const pushersToken = await tokenFor(basic(pusher, PASSWORD), `repository:${fixture.repo}:pull,push`);
     const tokens = {
       expired: await forgeToken({ exp: now - 120, access: everything }),
       otherService: await forgeToken({ aud: "elsewhere.test", access: everything }),
@@ -212,10 +212,10 @@ describe("access control: every endpoint against every identity", () => {
       { name: "a token for another service", authorization: () => bearer(tokens.otherService), rights: INVALID },
       { name: "a token signed by an unknown key", authorization: () => bearer(tokens.foreignKey), rights: INVALID },
       { name: "a token for another repository", authorization: () => bearer(tokens.otherRepository), rights: known([], 401), pullsOther: true },
-      { name: "a pull-only user", authorization: () => basic(reader, password), rights: known(["pull"], 403) },
-      { name: "a pusher", authorization: () => basic(pusher, password), rights: known(["pull", "push"], 403) },
+      { name: "a pull-only user", authorization: () => basic(reader, PASSWORD), rights: known(["pull"], 403) },
+      { name: "a pusher", authorization: () => basic(pusher, PASSWORD), rights: known(["pull", "push"], 403) },
       { name: "a pusher's token", authorization: () => bearer(pushersToken), rights: known(["pull", "push"], 401) },
-      { name: "a user who may delete", authorization: () => basic(deleter, password), rights: known(all, 403) },
+      { name: "a user who may delete", authorization: () => basic(deleter, PASSWORD), rights: known(all, 403) },
       { name: "the administrator", authorization: adminAuthorization, rights: known(all, 403), pullsOther: true },
       { name: "a robot token", authorization: () => basic(robot, robotToken), rights: known(["pull", "push"], 403) },
     );
@@ -261,7 +261,7 @@ describe("the catalog", () => {
     const [mine, theirs, open] = [uniqueRepo(uniqueName("cata")), uniqueRepo(uniqueName("catb")), uniqueRepo(uniqueName("catc"))];
     for (const repo of [mine, theirs, open]) await pushBlob(repo, randomBytes(10));
     const user = uniqueName("cat");
-    await createUser(user, "pw", [grant(mine.split("/")[0]!, "pull")]);
+    await createUser(user, [grant(mine.split("/")[0]!, "pull")]);
     await makePublic(open.split("/")[0]!);
     const list = async (authorization?: string) => {
       const response = await fetchAuthed("/v2/_catalog", authorization ? { headers: { Authorization: authorization } } : {});
@@ -269,9 +269,9 @@ describe("the catalog", () => {
       const { repositories } = (await response.json()) as { repositories: string[] };
       return [mine, theirs, open].filter((repo) => repositories.includes(repo));
     };
-    expect(await list(basic(user, "pw"))).toEqual([mine, open]);
+    expect(await list(basic(user, PASSWORD))).toEqual([mine, open]);
     expect(await list()).toEqual([open]);
     expect(await list(adminAuthorization())).toEqual([mine, theirs, open]);
-    expect(await list(bearer(await tokenFor(basic(user, "pw"), "registry:catalog:*")))).toEqual([mine, open]);
+    expect(await list(bearer(await tokenFor(basic(user, PASSWORD), "registry:catalog:*")))).toEqual([mine, open]);
   });
 });

@@ -1,10 +1,8 @@
 import { env } from "cloudflare:test";
 import { importJWK, SignJWT, type JWK } from "jose";
 import { expect } from "vitest";
-import { hashPassword } from "../../src/auth/passwords";
 import type { Role } from "../../src/auth/scopes";
-import { tokenHash } from "../../src/auth/logins";
-import { AccessStore, type Grant } from "../../src/storage/access";
+import type { Grant } from "../../src/storage/access";
 import { BASE, fetchWithEnv } from "./client";
 
 /** The registry as deployed: AUTH_MODE=token (the API suites run with auth off). */
@@ -29,18 +27,26 @@ export function uniqueName(prefix: string): string {
   return `${prefix}${Date.now().toString(36)}${(counter++).toString(36)}`;
 }
 
-const store = () => new AccessStore(env.DB);
+/** A password good enough for the administration API. */
+export const PASSWORD = "correct horse battery staple";
 
-export async function createUser(name: string, password: string, grants: Grant[] = [], admin = false): Promise<void> {
-  expect(await store().createUser(name, await hashPassword(password), admin)).toBe("created");
-  for (const grant of grants) expect(await store().grant(name, grant)).toBe(true);
+/** A request to the administration API, as the bootstrap administrator. */
+export function administer(method: string, path: string, body?: unknown): Promise<Response> {
+  const headers: Record<string, string> = { Authorization: adminAuthorization() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  return fetchAuthed(`/admin/${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
 }
 
-/** A robot token with these scopes, expiring at `expiresAt`; returns the token. */
-export async function createRobot(name: string, scopes: Grant[], expiresAt = Date.now() + 86_400_000): Promise<string> {
-  const token = `ert_${crypto.randomUUID().replaceAll("-", "")}`;
-  expect(await store().createRobot(name, await tokenHash(token), scopes, expiresAt)).toBe("created");
-  return token;
+export async function createUser(name: string, grants: Grant[] = [], password = PASSWORD): Promise<void> {
+  expect((await administer("POST", "users", { name, password })).status).toBe(201);
+  for (const { pattern, role } of grants) expect((await administer("PUT", `users/${name}/grants/${pattern}`, { role })).status).toBe(204);
+}
+
+/** A robot token with these scopes; returns the token. */
+export async function createRobot(name: string, scopes: Grant[]): Promise<string> {
+  const response = await administer("POST", "robots", { name, scopes });
+  expect(response.status).toBe(201);
+  return ((await response.json()) as { token: string }).token;
 }
 
 export function grant(pattern: string, role: Role): Grant {
@@ -48,7 +54,7 @@ export function grant(pattern: string, role: Role): Grant {
 }
 
 export async function makePublic(namespace: string): Promise<void> {
-  await store().setPublic(namespace, true);
+  expect((await administer("PUT", `namespaces/${namespace}`, { public: true })).status).toBe(204);
 }
 
 /** GET /token as a client asks for it; returns the access token. */

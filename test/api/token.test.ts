@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from "jose";
 import { describe, expect, it, vi } from "vitest";
-import { adminAuthorization, basic, bearer, createUser, fetchAuthed, grant, makePublic, SERVICE, tokenFor, uniqueName } from "./auth";
+import { adminAuthorization, basic, bearer, createUser, fetchAuthed, grant, makePublic, PASSWORD, SERVICE, tokenFor, uniqueName } from "./auth";
 import { BASE, errorCode, fetchWithEnv, pushBlob, randomBytes, uniqueRepo } from "./client";
 
 interface TokenResponse {
@@ -30,10 +30,10 @@ describe("GET /token", () => {
   it("grants what was asked as far as the caller is allowed, scopes repeated or space-joined", async () => {
     const [mine, theirs] = [uniqueRepo(uniqueName("tka")), uniqueRepo(uniqueName("tkb"))];
     const user = uniqueName("tk");
-    await createUser(user, "pw", [grant(mine.split("/")[0]!, "pull")]);
+    await createUser(user, [grant(mine.split("/")[0]!, "pull")]);
     const response = await tokenRequest(
       { service: SERVICE, scope: [`repository:${mine}:pull,push`, `repository:${theirs}:pull repository:${mine}:delete`] },
-      basic(user, "pw"),
+      basic(user, PASSWORD),
     );
     expect(response.status).toBe(200);
     const body = (await response.json()) as TokenResponse;
@@ -73,16 +73,16 @@ describe("GET /token", () => {
   it("grants a cross-repository mount's second scope: pull on the source", async () => {
     const [target, source] = [uniqueRepo(uniqueName("mta")), uniqueRepo(uniqueName("mtb"))];
     const user = uniqueName("mt");
-    await createUser(user, "pw", [grant(target.split("/")[0]!, "push"), grant(source.split("/")[0]!, "pull")]);
+    await createUser(user, [grant(target.split("/")[0]!, "push"), grant(source.split("/")[0]!, "pull")]);
     const digest = await pushBlob(source, randomBytes(64));
-    const token = await tokenFor(basic(user, "pw"), `repository:${target}:pull,push`, `repository:${source}:pull`);
+    const token = await tokenFor(basic(user, PASSWORD), `repository:${target}:pull,push`, `repository:${source}:pull`);
     const mounted = await fetchAuthed(`/v2/${target}/blobs/uploads/?mount=${digest}&from=${source}`, { method: "POST", headers: { Authorization: bearer(token) } });
     expect(mounted.status).toBe(201);
   });
 
   it("answers wrong credentials with 401 and no secret in the body or the log", async () => {
     const user = uniqueName("quiet");
-    await createUser(user, "the-real-password");
+    await createUser(user, [], "the-real-password-123");
     const logged = vi.spyOn(console, "error");
     const response = await tokenRequest({ service: SERVICE }, basic(user, "a-guessed-password"), "192.0.2.77");
     expect(response.status).toBe(401);
@@ -111,8 +111,8 @@ describe("POST /token (OAuth2 form, as containerd sends it)", () => {
   it("grants with grant_type=password, and a refresh token for access_type=offline that trades for more tokens", async () => {
     const repo = uniqueRepo(uniqueName("form"));
     const user = uniqueName("form");
-    await createUser(user, "pw", [grant(repo.split("/")[0]!, "push")]);
-    const first = await tokenForm({ grant_type: "password", username: user, password: "pw", service: SERVICE, client_id: "containerd", scope: `repository:${repo}:pull,push`, access_type: "offline" });
+    await createUser(user, [grant(repo.split("/")[0]!, "push")]);
+    const first = await tokenForm({ grant_type: "password", username: user, password: PASSWORD, service: SERVICE, client_id: "containerd", scope: `repository:${repo}:pull,push`, access_type: "offline" });
     expect(first.status).toBe(200);
     const { access_token, refresh_token } = (await first.json()) as TokenResponse;
     expect(accessOf(access_token)).toEqual([{ type: "repository", name: repo, actions: ["pull", "push"] }]);
@@ -123,9 +123,9 @@ describe("POST /token (OAuth2 form, as containerd sends it)", () => {
 
   it("refuses a wrong password with 401, and a refresh token that is no refresh token", async () => {
     const user = uniqueName("formbad");
-    await createUser(user, "pw");
+    await createUser(user);
     expect((await tokenForm({ grant_type: "password", username: user, password: "nope", service: SERVICE }, "192.0.2.9")).status).toBe(401);
-    const access = await tokenFor(basic(user, "pw"));
+    const access = await tokenFor(basic(user, PASSWORD));
     expect((await tokenForm({ grant_type: "refresh_token", refresh_token: access, service: SERVICE })).status).toBe(401);
   });
 });
@@ -151,15 +151,15 @@ describe("token keys", () => {
 describe("failed logins", () => {
   it("are slowed down: past ten from one client, 429 with Retry-After, even for the right password", async () => {
     const user = uniqueName("guess");
-    await createUser(user, "right");
+    await createUser(user, [], "the-right-password");
     const client = "192.0.2.200";
     for (let i = 0; i < 10; i++) expect((await tokenRequest({ service: SERVICE }, basic(user, `guess-${i}`), client)).status).toBe(401);
-    const slowed = await tokenRequest({ service: SERVICE }, basic(user, "right"), client);
+    const slowed = await tokenRequest({ service: SERVICE }, basic(user, "the-right-password"), client);
     expect(slowed.status).toBe(429);
     expect(await errorCode(slowed.clone())).toBe("TOOMANYREQUESTS");
     expect(Number(slowed.headers.get("Retry-After"))).toBeGreaterThan(0);
     // Other clients are not slowed down.
-    expect((await tokenRequest({ service: SERVICE }, basic(user, "right"), "192.0.2.201")).status).toBe(200);
+    expect((await tokenRequest({ service: SERVICE }, basic(user, "the-right-password"), "192.0.2.201")).status).toBe(200);
   });
 });
 
@@ -167,10 +167,10 @@ describe("Basic credentials on /v2", () => {
   it("are accepted as curl and simple tools send them, and remembered for a while", async () => {
     const repo = uniqueRepo(uniqueName("curl"));
     const user = uniqueName("curl");
-    await createUser(user, "pw", [grant(repo.split("/")[0]!, "push")]);
+    await createUser(user, [grant(repo.split("/")[0]!, "push")]);
     const digest = await pushBlob(repo, randomBytes(10));
     for (let i = 0; i < 3; i++) {
-      expect((await fetchAuthed(`/v2/${repo}/blobs/${digest}`, { method: "HEAD", headers: { Authorization: basic(user, "pw") } })).status).toBe(200);
+      expect((await fetchAuthed(`/v2/${repo}/blobs/${digest}`, { method: "HEAD", headers: { Authorization: basic(user, PASSWORD) } })).status).toBe(200);
     }
   });
 });

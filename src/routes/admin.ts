@@ -1,0 +1,134 @@
+import { Hono, type Context } from "hono";
+import * as z from "zod";
+import type { AppEnv } from "../app-env";
+import { callerOf, forgetPublicNamespaces } from "../auth/access";
+import { forgetLogins, tokenHash } from "../auth/logins";
+import { hashPassword } from "../auth/passwords";
+import { NAMESPACE_PATTERN, ROLES } from "../auth/scopes";
+import { RegistryError } from "../oci/errors";
+import { authSettingsOf } from "./http";
+
+/**
+ * The administration API that `npm run admin` drives: users, their passwords
+ * and grants, robot tokens and public namespaces. JSON in and out, for an
+ * administrator only. Changes reach this isolate's remembered logins and
+ * public namespaces at once, other isolates within their memory's lifetime.
+ */
+export const admin = new Hono<AppEnv>();
+
+// A login name owns the namespace of its name, so it follows a namespace's grammar.
+const loginName = z.string().regex(/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/, "a lowercase name: letters, digits, and . _ - between them").max(64);
+const password = z.string().min(12, "at least 12 characters").max(1024);
+const pattern = z.string().regex(NAMESPACE_PATTERN, "a namespace pattern: lowercase letters, digits, . _ - and * for any run of them");
+const role = z.enum(ROLES);
+const scope = z.object({ pattern, role });
+
+const NEW_USER = z.object({ name: loginName, password, admin: z.boolean().default(false) });
+const NEW_ROBOT = z.object({ name: loginName, scopes: z.array(scope).min(1), days: z.number().int().min(1).max(3650).default(90) });
+
+/** A robot token: a recognisable prefix, then 32 random bytes in hex. */
+function newRobotToken(): string {
+  return `ert_${Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+admin.use("/admin/*", async (c, next) => {
+  const caller = await callerOf(c.req.header("Authorization"), authSettingsOf(c));
+  const allowed = caller.kind === "anyone" || (caller.kind === "user" && caller.admin);
+  if (!allowed) {
+    if (caller.kind === "anonymous") throw new RegistryError("UNAUTHORIZED", "administrator credentials required", { headers: { "WWW-Authenticate": 'Basic realm="registry administration"' } });
+    throw new RegistryError("DENIED", "only an administrator may do this");
+  }
+  await next();
+  // Whatever changed, this isolate stops remembering what it knew.
+  if (c.req.method !== "GET") {
+    forgetLogins();
+    forgetPublicNamespaces();
+  }
+});
+
+admin.get("/admin/users", async (c) => c.json({ users: await c.var.storage.access.users() }));
+
+admin.post("/admin/users", async (c) => {
+  const user = await bodyOf(c, NEW_USER);
+  refuseBootstrapName(c, user.name);
+  if ((await c.var.storage.access.createUser(user.name, await hashPassword(user.password), user.admin)) === "taken") throw taken(user.name);
+  return c.json({ name: user.name, admin: user.admin }, 201);
+});
+
+admin.delete("/admin/users/:name", async (c) => {
+  if (!(await c.var.storage.access.deleteUser(c.req.param("name")))) throw unknownName(c.req.param("name"));
+  return c.body(null, 204);
+});
+
+admin.put("/admin/users/:name/password", async (c) => {
+  const { password: newPassword } = await bodyOf(c, z.object({ password }));
+  if (!(await c.var.storage.access.setPassword(c.req.param("name"), await hashPassword(newPassword)))) throw unknownName(c.req.param("name"));
+  return c.body(null, 204);
+});
+
+admin.put("/admin/users/:name/grants/:pattern", async (c) => {
+  const grant = { pattern: parse(pattern, c.req.param("pattern")), role: (await bodyOf(c, z.object({ role }))).role };
+  if (!(await c.var.storage.access.grant(c.req.param("name"), grant))) throw unknownName(c.req.param("name"));
+  return c.body(null, 204);
+});
+
+admin.delete("/admin/users/:name/grants/:pattern", async (c) => {
+  if (!(await c.var.storage.access.revoke(c.req.param("name"), c.req.param("pattern")))) throw unknownName(`${c.req.param("name")}'s grant on ${c.req.param("pattern")}`);
+  return c.body(null, 204);
+});
+
+admin.get("/admin/robots", async (c) => c.json({ robots: await c.var.storage.access.robots() }));
+
+/** Creates a robot token: the answer is the only time the token is shown. */
+admin.post("/admin/robots", async (c) => {
+  const robot = await bodyOf(c, NEW_ROBOT);
+  refuseBootstrapName(c, robot.name);
+  const token = newRobotToken();
+  const expiresAt = Date.now() + robot.days * 24 * 60 * 60 * 1000;
+  if ((await c.var.storage.access.createRobot(robot.name, await tokenHash(token), robot.scopes, expiresAt)) === "taken") throw taken(robot.name);
+  c.header("Cache-Control", "no-store");
+  return c.json({ name: robot.name, token, scopes: robot.scopes, expiresAt: new Date(expiresAt).toISOString() }, 201);
+});
+
+admin.delete("/admin/robots/:name", async (c) => {
+  if (!(await c.var.storage.access.revokeRobot(c.req.param("name")))) throw unknownName(c.req.param("name"));
+  return c.body(null, 204);
+});
+
+admin.get("/admin/namespaces/public", async (c) => c.json({ namespaces: await c.var.storage.access.publicNamespaces() }));
+
+admin.put("/admin/namespaces/:name", async (c) => {
+  const namespace = parse(loginName, c.req.param("name"));
+  const { public: isPublic } = await bodyOf(c, z.object({ public: z.boolean() }));
+  await c.var.storage.access.setPublic(namespace, isPublic);
+  return c.body(null, 204);
+});
+
+async function bodyOf<T>(c: Context<AppEnv>, schema: z.ZodType<T>): Promise<T> {
+  let json: unknown;
+  try {
+    json = await c.req.json();
+  } catch {
+    throw new RegistryError("UNSUPPORTED", "the body must be JSON");
+  }
+  return parse(schema, json);
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new RegistryError("UNSUPPORTED", { issues: result.error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message })) });
+  return result.data;
+}
+
+/** The bootstrap administrator's name is the secret's, not a user's or a robot's. */
+function refuseBootstrapName(c: Context<AppEnv>, name: string): void {
+  if (name === c.env.ADMIN_USERNAME) throw taken(name);
+}
+
+function taken(name: string): RegistryError {
+  return new RegistryError("DENIED", `the name ${name} is taken by a user or a robot`, { status: 409 });
+}
+
+function unknownName(what: string): RegistryError {
+  return new RegistryError("NAME_UNKNOWN", `no ${what.slice(0, 200)}`);
+}

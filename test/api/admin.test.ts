@@ -1,0 +1,84 @@
+import { describe, expect, it } from "vitest";
+import { administer, basic, createRobot, createUser, fetchAuthed, grant, PASSWORD, uniqueName } from "./auth";
+import { errorCode, pushBlob, randomBytes, uniqueRepo } from "./client";
+
+const pull = (repo: string, digest: string, authorization?: string) =>
+  fetchAuthed(`/v2/${repo}/blobs/${digest}`, { method: "HEAD", headers: authorization ? { Authorization: authorization } : {} });
+
+describe("the administration API", () => {
+  it("is for administrators only: 401 without credentials, 403 for a user", async () => {
+    const user = uniqueName("plain");
+    await createUser(user);
+    expect((await fetchAuthed("/admin/users")).status).toBe(401);
+    const denied = await fetchAuthed("/admin/users", { headers: { Authorization: basic(user, PASSWORD) } });
+    expect(denied.status).toBe(403);
+    expect(await errorCode(denied)).toBe("DENIED");
+  });
+
+  it("creates users who log in, owning the namespace of their name, and lists them with their grants", async () => {
+    const user = uniqueName("owner");
+    await createUser(user, [grant("shared-*", "pull")]);
+    const digest = await pushBlob(`${user}/app`, randomBytes(10));
+    expect((await pull(`${user}/app`, digest, basic(user, PASSWORD))).status).toBe(200);
+    const { users } = (await (await administer("GET", "users")).json()) as { users: { name: string; admin: boolean; grants: unknown[] }[] };
+    expect(users.find((u) => u.name === user)).toEqual({ name: user, admin: false, grants: [{ pattern: "shared-*", role: "pull" }] });
+  });
+
+  it("refuses a taken name (409), a malformed one or a short password (400)", async () => {
+    const user = uniqueName("dup");
+    await createUser(user);
+    expect((await administer("POST", "users", { name: user, password: PASSWORD })).status).toBe(409);
+    expect((await administer("POST", "robots", { name: user, scopes: [grant("x", "pull")] })).status).toBe(409);
+    expect((await administer("POST", "users", { name: "Not/A/Name", password: PASSWORD })).status).toBe(400);
+    expect((await administer("POST", "users", { name: uniqueName("short"), password: "short" })).status).toBe(400);
+    expect((await administer("PUT", `users/${user}/grants/BAD!`, { role: "pull" })).status).toBe(400);
+  });
+
+  it("sets passwords, grants and revokes, and deletes users: each takes effect at once", async () => {
+    const repo = uniqueRepo(uniqueName("team"));
+    const namespace = repo.split("/")[0]!;
+    const digest = await pushBlob(repo, randomBytes(10));
+    const user = uniqueName("member");
+    await createUser(user);
+    expect((await pull(repo, digest, basic(user, PASSWORD))).status).toBe(403);
+    expect((await administer("PUT", `users/${user}/grants/${namespace}`, { role: "pull" })).status).toBe(204);
+    expect((await pull(repo, digest, basic(user, PASSWORD))).status).toBe(200);
+    expect((await administer("DELETE", `users/${user}/grants/${namespace}`)).status).toBe(204);
+    expect((await pull(repo, digest, basic(user, PASSWORD))).status).toBe(403);
+    const newPassword = "another long password";
+    expect((await administer("PUT", `users/${user}/password`, { password: newPassword })).status).toBe(204);
+    expect((await pull(repo, digest, basic(user, PASSWORD))).status).toBe(401);
+    expect((await fetchAuthed("/v2/", { headers: { Authorization: basic(user, newPassword) } })).status).toBe(200);
+    expect((await administer("DELETE", `users/${user}`)).status).toBe(204);
+    expect((await fetchAuthed("/v2/", { headers: { Authorization: basic(user, newPassword) } })).status).toBe(401);
+    expect((await administer("DELETE", `users/${user}`)).status).toBe(404);
+  });
+
+  it("creates robot tokens shown once, scoped and revocable, never listing the token", async () => {
+    const repo = uniqueRepo(uniqueName("ci"));
+    const digest = await pushBlob(repo, randomBytes(10));
+    const robot = uniqueName("bot");
+    const token = await createRobot(robot, [grant(repo.split("/")[0]!, "pull")]);
+    expect(token).toMatch(/^ert_[0-9a-f]{64}$/);
+    expect((await pull(repo, digest, basic(robot, token))).status).toBe(200);
+    expect((await pull(uniqueRepo(uniqueName("elsewhere")), digest, basic(robot, token))).status).toBe(403);
+    const listing = await (await administer("GET", "robots")).text();
+    expect(listing).toContain(robot);
+    expect(listing).not.toContain(token);
+    expect((await administer("DELETE", `robots/${robot}`)).status).toBe(204);
+    expect((await pull(repo, digest, basic(robot, token))).status).toBe(401);
+  });
+
+  it("marks namespaces public and private: anyone pulls a public one, without credentials", async () => {
+    const repo = uniqueRepo(uniqueName("open"));
+    const namespace = repo.split("/")[0]!;
+    const digest = await pushBlob(repo, randomBytes(10));
+    expect((await pull(repo, digest)).status).toBe(401);
+    expect((await administer("PUT", `namespaces/${namespace}`, { public: true })).status).toBe(204);
+    expect((await pull(repo, digest)).status).toBe(200);
+    expect((await pull(repo, digest, "Bearer QQ==")).status).toBe(200);
+    expect(((await (await administer("GET", "namespaces/public")).json()) as { namespaces: string[] }).namespaces).toContain(namespace);
+    expect((await administer("PUT", `namespaces/${namespace}`, { public: false })).status).toBe(204);
+    expect((await pull(repo, digest)).status).toBe(401);
+  });
+});
