@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,13 +8,17 @@ import type { TestProject } from "vitest/node";
 
 declare module "vitest" {
   interface ProvidedContext {
-    /** host:port of the registry under test, as image references spell it (127.0.0.1:PORT). */
+    /** host:port of the registry under test, with AUTH_MODE=none, as image references spell it (127.0.0.1:PORT). */
     registry: string;
     /**
-     * The Worker's own listener inside `npm start` (http://127.0.0.1:PORT), behind wrangler's
+     * The Worker's own listener inside that `npm start` (http://127.0.0.1:PORT), behind wrangler's
      * dev proxy, for requests whose transport the proxy would answer for the Worker.
      */
     workerOrigin: string;
+    /** host:port of a second registry, started as `AUTH_MODE=token npm start`: access is checked. */
+    securedRegistry: string;
+    /** The bootstrap administrator's login, from the .dev.vars that `npm start` keeps. */
+    admin: { username: string; password: string };
   }
 }
 
@@ -23,17 +27,45 @@ const STOP_TIMEOUT_MS = 10_000;
 /** Enough of the server's output to explain a failed start. */
 const OUTPUT_TAIL_CHARS = 20_000;
 
+interface Running {
+  /** host:port */
+  address: string;
+  workerOrigin: string;
+  stop: () => Promise<void>;
+}
+
 /**
- * Starts the registry the way `npm start` does (D1 migrations, then `wrangler dev`) over a
- * fresh state directory, once for the whole e2e run, and stops it afterwards.
+ * Starts the registry the way `npm start` does (D1 migrations, then `wrangler dev`), once with
+ * auth off and once with it on, each over a fresh state directory, for the whole e2e run, and
+ * stops them afterwards.
  */
 export default async function setup({ provide, config }: TestProject): Promise<() => Promise<void>> {
+  // Both starts read .dev.vars: it is made once, before either runs.
+  await new Promise<void>((resolve, reject) =>
+    spawn("node", ["scripts/dev-vars.mjs"], { cwd: config.root, stdio: "ignore" }).on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`dev-vars.mjs exited with ${code}`)))),
+  );
+  const started = await Promise.allSettled([startRegistry(config.root, "none"), startRegistry(config.root, "token")]);
+  const stopAll = () => Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.stop() : undefined))).then(() => {});
+  const failed = started.find((s) => s.status === "rejected");
+  if (failed) {
+    await stopAll();
+    throw failed.reason;
+  }
+  const [open, secured] = started.map((s) => (s as PromiseFulfilledResult<Running>).value) as [Running, Running];
+  provide("registry", open.address);
+  provide("workerOrigin", open.workerOrigin);
+  provide("securedRegistry", secured.address);
+  provide("admin", await adminOf(config.root));
+  return stopAll;
+}
+
+async function startRegistry(root: string, authMode: "none" | "token"): Promise<Running> {
   const port = await freePort();
-  const state = await mkdtemp(join(tmpdir(), "e2e-registry-state-"));
+  const state = await mkdtemp(join(tmpdir(), `e2e-registry-${authMode}-`));
   // At debug level wrangler says where the Worker itself listens (its proxy forwards there).
   const server = spawn("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1", "--log-level", "debug"], {
-    cwd: config.root,
-    env: { ...process.env, REGISTRY_STATE: state, WRANGLER_SEND_METRICS: "false" },
+    cwd: root,
+    env: { ...process.env, REGISTRY_STATE: state, AUTH_MODE: authMode, WRANGLER_SEND_METRICS: "false" },
     // Its own process group: npm, the shell, wrangler and workerd all stop together.
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
@@ -54,18 +86,20 @@ export default async function setup({ provide, config }: TestProject): Promise<(
   };
   try {
     await waitUntilReady(`http://127.0.0.1:${port}/v2/`, server, () => output);
+    for (const deadline = Date.now() + 10_000; !workerOrigin && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 100));
+    if (!workerOrigin) throw new Error(`wrangler did not say where the Worker listens:\n${output}`);
   } catch (error) {
     await stop();
     throw error;
   }
-  for (const deadline = Date.now() + 10_000; !workerOrigin && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 100));
-  if (!workerOrigin) {
-    await stop();
-    throw new Error(`wrangler did not say where the Worker listens:\n${output}`);
-  }
-  provide("registry", `127.0.0.1:${port}`);
-  provide("workerOrigin", workerOrigin);
-  return stop;
+  return { address: `127.0.0.1:${port}`, workerOrigin, stop };
+}
+
+/** ADMIN_USERNAME and ADMIN_PASSWORD from .dev.vars. */
+async function adminOf(root: string): Promise<{ username: string; password: string }> {
+  const vars = await readFile(join(root, ".dev.vars"), "utf8");
+  const value = (name: string) => new RegExp(`^${name}=(.*)$`, "m").exec(vars)?.[1] ?? "";
+  return { username: value("ADMIN_USERNAME"), password: value("ADMIN_PASSWORD") };
 }
 
 async function freePort(): Promise<number> {
@@ -80,7 +114,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Polls the base endpoint until it answers 200; fails early, with the output, if the server exits. */
+/** Polls the base endpoint until the registry answers (200, or 401 with auth on); fails early, with the output, if the server exits. */
 async function waitUntilReady(url: string, server: ChildProcess, output: () => string): Promise<void> {
   let exited: string | undefined;
   server.once("exit", (code, signal) => (exited = `exited with ${signal ?? `code ${code}`}`));
@@ -88,7 +122,7 @@ async function waitUntilReady(url: string, server: ChildProcess, output: () => s
   while (Date.now() < deadline) {
     if (exited) throw new Error(`the registry ${exited} before it was ready:\n${output()}`);
     try {
-      if ((await fetch(url)).status === 200) return;
+      if ((await fetch(url)).headers.get("Docker-Distribution-API-Version")) return;
     } catch {
       // Not listening yet.
     }
