@@ -1,7 +1,7 @@
 import { RegistryError } from "../oci/errors";
 import type { AccessStore } from "../storage/access";
 import { Memo } from "./memo";
-import { secretsEqual, verifyPassword } from "./passwords";
+import { hashPassword, secretsEqual, verifyPassword } from "./passwords";
 import type { Principal } from "./policy";
 
 /** Failed logins a client may make in a window before it is made to wait. */
@@ -11,6 +11,9 @@ const WINDOW_SECONDS = 5 * 60;
 /** A verified login is remembered this long, so a client sending Basic credentials on every request pays the hash once. */
 const REMEMBER_SECONDS = 60;
 const verified = new Memo<Principal & { kind: "user" | "robot" }>(REMEMBER_SECONDS);
+
+/** A hash no password matches, checked against when the name is nobody's; made on first use (not at startup, where Workers allow no randomness). */
+let unknownUserHash: Promise<string> | undefined;
 
 /** The bootstrap administrator, from the secrets ADMIN_USERNAME and ADMIN_PASSWORD. */
 export interface BootstrapAdmin {
@@ -62,6 +65,12 @@ async function check(username: string, password: string, store: AccessStore, adm
   const user = await store.user(username);
   if (user) return (await verifyPassword(password, user.passwordHash)) ? { kind: "user", name: user.name, admin: user.admin, grants: user.grants } : null;
   const robot = await store.robot(username);
-  if (!robot || robot.revokedAt !== null || robot.expiresAt <= now) return null;
+  if (!robot) {
+    // As slow as a user's wrong password, so the answer's time does not tell which names exist.
+    unknownUserHash ??= hashPassword(crypto.randomUUID());
+    await verifyPassword(password, await unknownUserHash);
+    return null;
+  }
+  if (robot.revokedAt !== null || robot.expiresAt <= now) return null;
   return (await secretsEqual(await tokenHash(password), robot.tokenHash)) ? { kind: "robot", name: robot.name, grants: robot.scopes } : null;
 }
