@@ -327,33 +327,32 @@ const MB = (bytes) => bytes / MiB;
 
 /**
  * Peak RSS of the server's processes (ours: every workerd under wrangler;
- * the peer: its one process), and ours' isolate memory, while a generated
- * stream is pushed in one PATCH, its length announced (skopeo: one R2 object)
- * or not (docker, podman: parts).
+ * the peer: its one process), and ours' isolate memory, while `concurrency`
+ * generated streams are pushed at once, each in one PATCH, its length
+ * announced (skopeo: one R2 object) or not (docker, podman: parts). Durable
+ * Objects of one class can share an isolate in production, so several
+ * uploads at once is what the isolate's upload buffer budget must hold; an
+ * upload it turns away (429) is a failure like any wrong answer.
  */
-const memoryUploadOf = ({ id, title, announceLength }) => ({
-  id,
-  title,
+const memoryUploadOf = ({ concurrency, announceLength }) => ({
+  id: `memory-upload${announceLength ? "-sized" : ""}${concurrency === 1 ? "" : `-x${concurrency}`}`,
+  title: `${concurrency === 1 ? "streamed upload in one PATCH" : `${concurrency} concurrent streamed uploads, one PATCH each`}${announceLength ? " with" : ", no"} Content-Length: peak server RSS`,
+  concurrency,
   figures: [
     { key: "peak", label: "peak RSS MiB", higherIsBetter: false },
     { key: "growth", label: "RSS growth MiB", higherIsBetter: false },
     { key: "isolate", label: "peak isolate heap + ArrayBuffers MiB (ours only)", higherIsBetter: false },
-    { key: "rate", label: "upload MiB/s", higherIsBetter: true },
+    { key: "rate", label: `upload MiB/s${concurrency === 1 ? "" : " (all uploads)"}`, higherIsBetter: true },
   ],
   async run({ config, round }, { client, memoryPids, processLabel, inspectorUrl }) {
     const pids = memoryPids();
-    const generated = generatedStream(config.memoryMib * MiB);
-    let failure = null;
-    const push = async () => {
-      try {
-        return (await timed(() => client.pushBlobStream(REPOS.memory, generated, { announceLength }))).ms;
-      } catch (error) {
-        failure = messageOf(error);
-        return NaN;
-      }
-    };
+    const streams = Array.from({ length: concurrency }, () => generatedStream(config.memoryMib * MiB));
+    const push = () => timed(() => Promise.allSettled(streams.map((generated) => client.pushBlobStream(REPOS.memory, generated, { announceLength }))));
     const isolate = inspectorUrl ? await sampleIsolate(inspectorUrl, () => sampleRss(pids, push)) : null;
     const sampled = isolate ? isolate.result : await sampleRss(pids, push);
+    const { result: settled, ms } = sampled.result;
+    const rejected = settled.filter((s) => s.status === "rejected").map((s) => s.reason);
+    const refused = rejected.filter((reason) => reason?.status === 429).length;
     const perProcess = Object.entries(sampled.perProcessPeak).map(([pid, bytes]) => {
       const hwm = sampled.hwm ? ` (kernel VmHWM ${MB(sampled.hwm[pid]).toFixed(0)})` : "";
       return `${processLabel(Number(pid))} ${MB(bytes).toFixed(0)} MiB${hwm}`;
@@ -363,27 +362,21 @@ const memoryUploadOf = ({ id, title, announceLength }) => ({
         peak: MB(sampled.peak),
         growth: MB(sampled.peak - sampled.baseline),
         isolate: isolate ? MB(isolate.peak) : NaN,
-        rate: failure ? NaN : mibPerSecond(generated.size, sampled.result),
+        rate: rejected.length > 0 ? NaN : mibPerSecond(concurrency * config.memoryMib * MiB, ms),
       },
-      failures: failure ? [failure] : [],
+      failures: rejected.map(messageOf),
       notes: [
         `round ${round}: baseline ${MB(sampled.baseline).toFixed(0)} MiB, peak per process: ${perProcess.join(", ")}` +
-          (isolate ? `; isolate ${MB(isolate.baseline).toFixed(1)} → ${MB(isolate.peak).toFixed(1)} MiB` : ""),
+          (isolate ? `; isolate ${MB(isolate.baseline).toFixed(1)} → ${MB(isolate.peak).toFixed(1)} MiB` : "") +
+          (refused > 0 ? `; ${refused} of ${concurrency} uploads turned away with 429` : ""),
       ],
       raw: { peakBytes: sampled.peak, baselineBytes: sampled.baseline, perProcessPeak: sampled.perProcessPeak, hwm: sampled.hwm },
     };
   },
 });
 
-const memoryUpload = memoryUploadOf({ id: "memory-upload", title: "streamed upload in one PATCH, no Content-Length: peak server RSS", announceLength: false });
-const memoryUploadSized = memoryUploadOf({
-  id: "memory-upload-sized",
-  title: "streamed upload in one PATCH with Content-Length: peak server RSS",
-  announceLength: true,
-});
-
-/** Measured first, on servers that have served nothing yet, so earlier workloads' heaps do not count. */
-export const MEMORY_WORKLOADS = [memoryUpload, memoryUploadSized];
+/** Measured first, each round on servers that have served nothing yet, so earlier workloads' heaps do not count. */
+export const MEMORY_WORKLOADS = [1, 4].flatMap((concurrency) => [false, true].map((announceLength) => memoryUploadOf({ concurrency, announceLength })));
 
 export const MAIN_WORKLOADS = [
   baseGet,
