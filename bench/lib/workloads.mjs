@@ -7,6 +7,7 @@ import { check, MEDIA } from "./client.mjs";
 import { generatedStream, imageManifest, randomBlob, variantOf } from "./data.mjs";
 import { REPOS } from "./fixtures.mjs";
 import { sampleIsolate, sampleRss } from "./memory.mjs";
+import { formatNumber } from "./report.mjs";
 import { runPool } from "./pool.mjs";
 import { median, MiB, mibPerSecond, percentile, perSecond, timed } from "./stats.mjs";
 
@@ -342,13 +343,17 @@ const memoryUploadOf = ({ concurrency, announceLength }) => ({
     { key: "peak", label: "peak RSS MiB", higherIsBetter: false },
     { key: "growth", label: "RSS growth MiB", higherIsBetter: false },
     { key: "isolate", label: "peak isolate heap + ArrayBuffers MiB (ours only)", higherIsBetter: false },
+    { key: "live", label: "live isolate MiB half way, after a full GC (ours only)", higherIsBetter: false },
     { key: "rate", label: `upload MiB/s${concurrency === 1 ? "" : " (all uploads)"}`, higherIsBetter: true },
   ],
   async run({ config, round }, { client, memoryPids, processLabel, inspectorUrl }) {
     const pids = memoryPids();
     const streams = Array.from({ length: concurrency }, () => generatedStream(config.memoryMib * MiB));
+    const total = concurrency * config.memoryMib * MiB;
     const push = () => timed(() => Promise.allSettled(streams.map((generated) => client.pushBlobStream(REPOS.memory, generated, { announceLength }))));
-    const isolate = inspectorUrl ? await sampleIsolate(inspectorUrl, () => sampleRss(pids, push)) : null;
+    // Live memory is steady while the bytes stream: read it once, half way.
+    const halfWay = () => streams.reduce((sum, generated) => sum + generated.produced(), 0) >= total / 2;
+    const isolate = inspectorUrl ? await sampleIsolate(inspectorUrl, () => sampleRss(pids, push), { liveWhen: halfWay }) : null;
     const sampled = isolate ? isolate.result : await sampleRss(pids, push);
     const { result: settled, ms } = sampled.result;
     const rejected = settled.filter((s) => s.status === "rejected").map((s) => s.reason);
@@ -362,12 +367,13 @@ const memoryUploadOf = ({ concurrency, announceLength }) => ({
         peak: MB(sampled.peak),
         growth: MB(sampled.peak - sampled.baseline),
         isolate: isolate ? MB(isolate.peak) : NaN,
-        rate: rejected.length > 0 ? NaN : mibPerSecond(concurrency * config.memoryMib * MiB, ms),
+        live: MB(isolate?.live ?? NaN),
+        rate: rejected.length > 0 ? NaN : mibPerSecond(total, ms),
       },
       failures: rejected.map(messageOf),
       notes: [
         `round ${round}: baseline ${MB(sampled.baseline).toFixed(0)} MiB, peak per process: ${perProcess.join(", ")}` +
-          (isolate ? `; isolate ${MB(isolate.baseline).toFixed(1)} → ${MB(isolate.peak).toFixed(1)} MiB` : "") +
+          (isolate ? `; isolate ${MB(isolate.baseline).toFixed(1)} → ${MB(isolate.peak).toFixed(1)} MiB (live half way ${formatNumber(MB(isolate.live ?? NaN))})` : "") +
           (refused > 0 ? `; ${refused} of ${concurrency} uploads turned away with 429` : ""),
       ],
       raw: { peakBytes: sampled.peak, baselineBytes: sampled.baseline, perProcessPeak: sampled.perProcessPeak, hwm: sampled.hwm },
