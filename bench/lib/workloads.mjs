@@ -16,7 +16,8 @@ const P50 = { key: "p50", label: "p50 ms", higherIsBetter: false };
 const P99 = { key: "p99", label: "p99 ms", higherIsBetter: false };
 const LATENCY = { key: "latency", label: "median ms", higherIsBetter: false };
 
-const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+// fetch says only "fetch failed"; its cause says what failed (a reset connection, say).
+const messageOf = (error) => (error instanceof Error ? `${error.message}${error.cause ? ` (${messageOf(error.cause)})` : ""}` : String(error));
 
 /** Figures of a concurrent pool: successful operations per second and their latency percentiles. */
 export function poolOutcome(pool) {
@@ -374,7 +375,7 @@ const memoryUploadOf = ({ concurrency, announceLength }) => ({
       notes: [
         `round ${round}: baseline ${MB(sampled.baseline).toFixed(0)} MiB, peak per process: ${perProcess.join(", ")}` +
           (isolate ? `; isolate ${MB(isolate.baseline).toFixed(1)} → ${MB(isolate.peak).toFixed(1)} MiB (live half way ${formatNumber(MB(isolate.live ?? NaN))})` : "") +
-          (refused > 0 ? `; ${refused} of ${concurrency} uploads turned away with 429` : ""),
+          (rejected.length > 0 ? `; ${rejected.length} of ${concurrency} uploads failed, ${refused} with a 429 the client could read` : ""),
       ],
       raw: { peakBytes: sampled.peak, baselineBytes: sampled.baseline, perProcessPeak: sampled.perProcessPeak, hwm: sampled.hwm },
     };
