@@ -44,7 +44,7 @@ export function usage() {
   const lines = ["npm run bench -- [--quick] [--rounds N] [--only id,id] [--report FILE] [--no-bundle] [--<setting> N]", "", "settings (full / quick default; env BENCH_<NAME>):"];
   for (const [name, [full, quick, what]] of Object.entries(SETTINGS)) lines.push(`  --${flagName(name)} (${envName(name)})  ${full} / ${quick}  ${what}`);
   lines.push("", "BENCH_QUICK=1 or --quick: small sizes that still run every workload.");
-  lines.push("BENCH_ONLY / --only: comma-separated workload ids to run, `floor` among them (default all).");
+  lines.push("BENCH_ONLY / --only: comma-separated workload ids to run, `floor` among them (default all); memory-upload* run first, each round on fresh servers.");
   lines.push("BENCH_REPORT / --report: also write the results as Markdown to FILE.");
   return lines.join("\n");
 }
