@@ -82,8 +82,8 @@ async function liveBytes(devtools) {
  * `intervalMs` while `fn` runs; garbage not yet collected counts too. This is
  * what the Workers limit of 128 MB is about. Locally one isolate runs both
  * the Worker and its Durable Objects, which production may keep apart. Once
- * `liveWhen()` holds, the live memory is read once (see liveBytes): that
- * collection happens once in the run, so the peak is still mostly garbage's.
+ * `liveWhen()` holds, the live memory is read once (see liveBytes); that
+ * disturbs the run, whose other figures are then not to be trusted.
  */
 export async function sampleIsolate(inspectorUrl, fn, { liveWhen = () => false, intervalMs = 50 } = {}) {
   const devtools = await openDevTools(inspectorUrl);
