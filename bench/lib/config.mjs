@@ -13,6 +13,7 @@ const SETTINGS = {
   bigMib: [256, 16, "size of the big blob, MiB"],
   chunkMib: [8, 4, "chunk size of the chunked big push, MiB"],
   memoryMib: [1024, 64, "size of each streamed upload whose peak memory is measured (one alone, then four at once), MiB"],
+  liveMib: [256, 32, "size of each stream of the second, unmeasured push that reads the isolate's live memory half way, MiB"],
   manifestRequests: [3000, 300, "manifest GETs (and as many HEADs) per round (concurrency 32)"],
   manifestPuts: [500, 50, "manifest PUTs per round (concurrency 8)"],
   tags: [10000, 500, "tags in the tag-listing repository"],

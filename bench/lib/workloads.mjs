@@ -327,9 +327,6 @@ const referrersAllDefault = referrersWalk("referrers-all-default", null);
 
 const MB = (bytes) => bytes / MiB;
 
-// The live reading's push: long enough for every upload to hold all its buffers by half way (a part is 8 MiB).
-const LIVE_PUSH_MIB = 64;
-
 /** `concurrency` generated streams of `mib` MiB, and their push all at once, timed, each upload's outcome settled. */
 function concurrentPush(client, { concurrency, mib, announceLength }) {
   const streams = Array.from({ length: concurrency }, () => generatedStream(mib * MiB));
@@ -347,7 +344,7 @@ function concurrentPush(client, { concurrency, mib, announceLength }) {
  * push. Its uploads are checked like the measured ones.
  */
 async function liveHalfWay(client, inspectorUrl, shape) {
-  const pushing = concurrentPush(client, { ...shape, mib: LIVE_PUSH_MIB });
+  const pushing = concurrentPush(client, shape);
   const sampled = await sampleIsolate(inspectorUrl, pushing.push, { liveWhen: () => pushing.produced() >= pushing.bytes / 2 });
   return { live: sampled.live, settled: sampled.result.result };
 }
@@ -369,7 +366,7 @@ const memoryUploadOf = ({ concurrency, announceLength }) => ({
     { key: "peak", label: "peak RSS MiB", higherIsBetter: false },
     { key: "growth", label: "RSS growth MiB", higherIsBetter: false },
     { key: "isolate", label: "peak isolate heap + ArrayBuffers MiB (ours only)", higherIsBetter: false },
-    { key: "live", label: `live isolate MiB after a full GC, half way through a second push of ${LIVE_PUSH_MIB} MiB a stream (ours only)`, higherIsBetter: false },
+    { key: "live", label: "live isolate MiB after a full GC, half way through a second push (ours only)", higherIsBetter: false },
     { key: "rate", label: `upload MiB/s${concurrency === 1 ? "" : " (all uploads)"}`, higherIsBetter: true },
   ],
   async run({ config, round }, { client, memoryPids, processLabel, inspectorUrl }) {
@@ -378,7 +375,7 @@ const memoryUploadOf = ({ concurrency, announceLength }) => ({
     const isolate = inspectorUrl ? await sampleIsolate(inspectorUrl, () => sampleRss(pids, measured.push)) : null;
     const sampled = isolate ? isolate.result : await sampleRss(pids, measured.push);
     const { result: settled, ms } = sampled.result;
-    const after = inspectorUrl ? await liveHalfWay(client, inspectorUrl, { concurrency, announceLength }) : null;
+    const after = inspectorUrl ? await liveHalfWay(client, inspectorUrl, { concurrency, mib: config.liveMib, announceLength }) : null;
     const failed = (outcomes) => outcomes.filter((s) => s.status === "rejected").map((s) => s.reason);
     const rejected = failed([...settled, ...(after?.settled ?? [])]);
     const refused = rejected.filter((reason) => reason?.status === 429).length;
