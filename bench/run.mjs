@@ -140,6 +140,10 @@ async function main() {
     console.log(usage());
     return 0;
   }
+  // A mistyped id would otherwise run nothing and say nothing.
+  const known = new Set(["floor", ...[...MEMORY_WORKLOADS, ...MAIN_WORKLOADS].map((w) => w.id)]);
+  const unknown = [...(config.only ?? [])].filter((id) => !known.has(id));
+  if (unknown.length > 0) throw new Error(`--only: no workload ${unknown.join(", ")}; the ids are ${[...known].join(", ")}`);
   const selected = (list) => (config.only ? list.filter((w) => config.only.has(w.id)) : list);
   const memoryWorkloads = selected(MEMORY_WORKLOADS);
   const mainWorkloads = selected(MAIN_WORKLOADS);

@@ -5,7 +5,13 @@
  */
 import { createHash } from "node:crypto";
 
-export class CheckFailed extends Error {}
+export class CheckFailed extends Error {
+  /** The HTTP status when the failure was a wrong one (a 429 says the server turned the request away). */
+  constructor(message, status = undefined) {
+    super(message);
+    this.status = status;
+  }
+}
 
 export function check(condition, message) {
   if (!condition) throw new CheckFailed(message);
@@ -61,7 +67,7 @@ export class RegistryClient {
     const response = await fetch(this.url(target), init);
     if (!expect.includes(response.status)) {
       const text = await response.text().catch(() => "");
-      throw new CheckFailed(`${this.name}: ${method} ${target} answered ${response.status}, expected ${expect.join("/")}: ${text.slice(0, 300)}`);
+      throw new CheckFailed(`${this.name}: ${method} ${target} answered ${response.status}, expected ${expect.join("/")}: ${text.slice(0, 300)}`, response.status);
     }
     return response;
   }

@@ -12,7 +12,8 @@ const SETTINGS = {
   pullRequests: [2000, 200, "small-blob GETs per round (concurrency 16)"],
   bigMib: [256, 16, "size of the big blob, MiB"],
   chunkMib: [8, 4, "chunk size of the chunked big push, MiB"],
-  memoryMib: [1024, 64, "size of the streamed upload whose peak memory is measured, MiB"],
+  memoryMib: [1024, 64, "size of each streamed upload whose peak memory is measured (one alone, then four at once), MiB"],
+  liveMib: [256, 32, "size of each stream of the second, unmeasured push that reads the isolate's live memory half way, MiB"],
   manifestRequests: [3000, 300, "manifest GETs (and as many HEADs) per round (concurrency 32)"],
   manifestPuts: [500, 50, "manifest PUTs per round (concurrency 8)"],
   tags: [10000, 500, "tags in the tag-listing repository"],
@@ -44,7 +45,7 @@ export function usage() {
   const lines = ["npm run bench -- [--quick] [--rounds N] [--only id,id] [--report FILE] [--no-bundle] [--<setting> N]", "", "settings (full / quick default; env BENCH_<NAME>):"];
   for (const [name, [full, quick, what]] of Object.entries(SETTINGS)) lines.push(`  --${flagName(name)} (${envName(name)})  ${full} / ${quick}  ${what}`);
   lines.push("", "BENCH_QUICK=1 or --quick: small sizes that still run every workload.");
-  lines.push("BENCH_ONLY / --only: comma-separated workload ids to run, `floor` among them (default all).");
+  lines.push("BENCH_ONLY / --only: comma-separated workload ids to run, `floor` among them (default all); memory-upload* run first, each round on fresh servers.");
   lines.push("BENCH_REPORT / --report: also write the results as Markdown to FILE.");
   return lines.join("\n");
 }

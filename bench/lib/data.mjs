@@ -42,6 +42,8 @@ export function generatedStream(size, chunkSize = 1024 * 1024) {
   return {
     stream,
     size,
+    /** Bytes handed to the reader so far. */
+    produced: () => produced,
     digest() {
       if (!digest) throw new Error("the generated stream has not ended");
       return digest;

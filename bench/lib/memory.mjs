@@ -3,6 +3,7 @@
  * /proc, and for ours the worker isolate's own heap, over the DevTools protocol.
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { openDevTools } from "./devtools.mjs";
 
 /** A field of /proc/<pid>/status in bytes (VmRSS, VmHWM), or 0 if the process is gone. */
 function statusBytes(pid, field) {
@@ -62,49 +63,54 @@ export async function sampleRss(pids, fn, intervalMs = 100) {
   }
 }
 
+/** The isolate's memory as the Workers limit counts it: V8's used heap, the embedder's, and ArrayBuffer backing stores. */
+const isolateBytes = (usage) => usage.usedSize + usage.embedderHeapUsedSize + usage.backingStorageSize;
+
+/**
+ * The isolate's live memory: a heap snapshot, which workerd takes itself and
+ * which collects all garbage first, then the usage, asked for in the same
+ * breath so the isolate has next to no time to make garbage in between.
+ * HeapProfiler.collectGarbage never answers under workerd, and gc() is not exposed.
+ */
+async function liveBytes(devtools) {
+  const [, usage] = await Promise.all([devtools.call("HeapProfiler.takeHeapSnapshot", { reportProgress: false }), devtools.call("Runtime.getHeapUsage")]);
+  return isolateBytes(usage);
+}
+
 /**
  * Samples the isolate's memory through wrangler's DevTools socket every
- * `intervalMs` while `fn` runs: V8's used heap, the embedder's, and the
- * ArrayBuffer backing stores, summed; garbage not yet collected counts too.
- * This is what the Workers limit of 128 MB is about. Locally one isolate runs
- * both the Worker and its Durable Objects, which production keeps apart.
+ * `intervalMs` while `fn` runs; garbage not yet collected counts too. This is
+ * what the Workers limit of 128 MB is about. Locally one isolate runs both
+ * the Worker and its Durable Objects, which production may keep apart. Once
+ * `liveWhen()` holds, the live memory is read once (see liveBytes); that
+ * disturbs the run, whose other figures are then not to be trusted.
  */
-export async function sampleIsolate(inspectorUrl, fn, intervalMs = 50) {
-  // wrangler's inspector proxy only takes connections that say they come from localhost.
-  const socket = new WebSocket(inspectorUrl, { headers: { Origin: "http://localhost" } });
-  await new Promise((resolve, reject) => {
-    socket.onopen = resolve;
-    socket.onerror = () => reject(new Error(`no DevTools connection at ${inspectorUrl}`));
-  });
-  const pending = new Map();
-  let nextId = 1;
-  socket.onmessage = (event) => {
-    const message = JSON.parse(String(event.data));
-    pending.get(message.id)?.(message.result);
-    pending.delete(message.id);
-  };
-  const heapUsage = () =>
-    new Promise((resolve) => {
-      const id = nextId++;
-      pending.set(id, resolve);
-      socket.send(JSON.stringify({ id, method: "Runtime.getHeapUsage", params: {} }));
-    });
-  const bytes = (usage) => usage.usedSize + usage.embedderHeapUsedSize + usage.backingStorageSize;
+export async function sampleIsolate(inspectorUrl, fn, { liveWhen = () => false, intervalMs = 50 } = {}) {
+  const devtools = await openDevTools(inspectorUrl);
+  const usage = async () => isolateBytes(await devtools.call("Runtime.getHeapUsage"));
   try {
-    const baseline = bytes(await heapUsage());
+    const baseline = await usage();
     let peak = baseline;
+    let live = null;
     let running = true;
     const sampling = (async () => {
       while (running) {
-        peak = Math.max(peak, bytes(await heapUsage()));
+        if (live === null && liveWhen()) live = await liveBytes(devtools);
+        else peak = Math.max(peak, await usage());
         await new Promise((resolve) => setTimeout(resolve, intervalMs));
       }
     })();
-    const result = await fn();
-    running = false;
-    await sampling;
-    return { result, baseline, peak };
+    // A failed sample surfaces once fn is done, not as an unhandled rejection meanwhile.
+    sampling.catch(() => {});
+    let result;
+    try {
+      result = await fn();
+    } finally {
+      running = false;
+      await sampling;
+    }
+    return { result, baseline, peak, live };
   } finally {
-    socket.close();
+    devtools.close();
   }
 }

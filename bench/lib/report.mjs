@@ -25,10 +25,6 @@ export class Results {
   entries() {
     return [...this.#byWorkload.values()];
   }
-
-  get(id) {
-    return this.#byWorkload.get(id);
-  }
 }
 
 function figureMedian(side, key) {
@@ -99,25 +95,27 @@ export function evaluateTargets(rows, results) {
       met: Number.isFinite(factor) ? factor <= 1.5 : null,
     });
   }
-  const memory = ["memory-upload", "memory-upload-sized"].map((id) => results.get(id)).filter(Boolean);
-  if (memory.length > 0) {
-    const worstOf = (key) => {
-      const peaks = memory.flatMap((m) => m.servers.ours.outcomes.map((o) => o.values[key])).filter(Number.isFinite);
-      return peaks.length > 0 ? Math.max(...peaks) : NaN;
+  // The Workers limit: 128 MB for an isolate, its heap and ArrayBuffers.
+  const limitMiB = 128e6 / 2 ** 20;
+  const memory = results.entries().filter((e) => e.workload.concurrency !== undefined);
+  for (const concurrency of [...new Set(memory.map((e) => e.workload.concurrency))]) {
+    const group = memory.filter((e) => e.workload.concurrency === concurrency);
+    const uploads = concurrency === 1 ? "one big streamed upload" : `${concurrency} concurrent big streamed uploads`;
+    // An upload turned away (429) or failed leaves less to hold: the memory of the others proves nothing.
+    const failed = group.reduce((n, m) => n + failuresOf(m.servers.ours), 0);
+    const judge = (key, describe) => {
+      const peaks = group.flatMap((m) => m.servers.ours.outcomes.map((o) => o.values[key])).filter(Number.isFinite);
+      if (peaks.length === 0) return { value: "n/a", met: null };
+      const worst = Math.max(...peaks);
+      return { value: `${describe(worst)}${failed > 0 ? `; ${failed} upload(s) failed` : ""}`, met: failed === 0 && worst < limitMiB };
     };
-    // The Workers limit: 128 MB for an isolate, its heap and ArrayBuffers.
-    const limitMiB = 128e6 / 2 ** 20;
-    const isolate = worstOf("isolate");
     targets.push({
-      target: "ours: peak isolate memory during the big streamed uploads < 128 MB (122 MiB), the Workers limit",
-      value: Number.isFinite(isolate) ? `${isolate.toFixed(1)} MiB (worst round of both; Worker and Durable Object in one isolate, garbage included)` : "n/a",
-      met: Number.isFinite(isolate) ? isolate < limitMiB : null,
+      target: `ours: peak isolate memory during ${uploads} < 128 MB (122 MiB), the Workers limit`,
+      ...judge("isolate", (v) => `${v.toFixed(1)} MiB (worst round, with and without Content-Length; Worker and Durable Objects in one isolate, garbage included)`),
     });
-    const rss = worstOf("peak");
     targets.push({
-      target: "ours: peak RSS during the big streamed uploads < 128 MB (122 MiB)",
-      value: Number.isFinite(rss) ? `${rss.toFixed(0)} MiB (worst round of both, all workerd processes: the runtime and simulators too)` : "n/a",
-      met: Number.isFinite(rss) ? rss < limitMiB : null,
+      target: `ours: peak RSS during ${uploads} < 128 MB (122 MiB)`,
+      ...judge("peak", (v) => `${v.toFixed(0)} MiB (worst round, with and without Content-Length; all workerd processes: the runtime and simulators too)`),
     });
   }
   return targets;
