@@ -15,11 +15,12 @@ const MiB = 1024 * 1024;
 export const MAX_UPLOAD_PARTS = 10_000;
 
 /**
- * The bytes of upload buffers one isolate may hold at once. Durable Objects of
- * one class can share an isolate and its 128 MB; the rest is left to the
- * runtime, the streams and garbage not yet collected.
+ * The bytes of upload buffers one isolate may hold at once: four uploads of
+ * two 8 MiB parts and one part more, so a fifth can always begin. Durable
+ * Objects of one class can share an isolate and its 128 MB; the rest is left
+ * to the runtime, the streams and garbage not yet collected.
  */
-export const UPLOAD_BUFFER_BUDGET = 64 * MiB;
+export const UPLOAD_BUFFER_BUDGET = 72 * MiB;
 
 /** How long an upload id is honoured after the POST that issued it. */
 export const UPLOAD_LIFETIME_SECONDS = 24 * 60 * 60;

@@ -12,9 +12,9 @@ let held = 0;
 export class Lease {
   #bytes = 0;
 
-  /** Adds `bytes` to the lease if the budget has them. */
-  tryGrow(bytes: number): boolean {
-    if (held + bytes > UPLOAD_BUFFER_BUDGET) return false;
+  /** Adds `bytes` to the lease if the budget has them and `spare` more, kept free for others. */
+  tryGrow(bytes: number, spare = 0): boolean {
+    if (held + bytes + spare > UPLOAD_BUFFER_BUDGET) return false;
     held += bytes;
     this.#bytes += bytes;
     return true;

@@ -24,8 +24,9 @@ export function firstBufferBytes(carried: number, expected: number | undefined):
  * Streams `source`, after the `carried` bytes, into full parts handed to
  * `writePart` in order, and returns the bytes after the last full part (the
  * tail). Bytes are read straight into the part's buffer. While one part
- * uploads the next fills a second buffer if `lease` can grow by one part;
- * otherwise the upload is awaited and its buffer refilled. So memory stays at
+ * uploads the next fills a second buffer if `lease` can grow by one part and
+ * still leave a part for an upload that has none; otherwise the upload is
+ * awaited and its buffer refilled. So memory stays at
  * one or two parts whatever the blob's size and however late the garbage
  * collector runs. `writePart` must be done with its bytes when its promise
  * settles: the buffer is refilled after that.
@@ -65,7 +66,7 @@ export async function cutIntoParts(
     inFlight.catch(() => {});
     if (spare) {
       buffer = spare;
-    } else if (lease.tryGrow(PART_SIZE)) {
+    } else if (lease.tryGrow(PART_SIZE, PART_SIZE)) {
       buffer = new Uint8Array(PART_SIZE);
     } else {
       await inFlight;

@@ -29,6 +29,46 @@ describe("the isolate's upload buffers", () => {
     const digest = await digestOf(first);
     expect((await fetchRegistry(withDigest(location, digest), { method: "PUT", body: first })).status).toBe(201);
   });
+
+  it("keep a part free for a new upload: an upload takes a second buffer only if a part stays free", async () => {
+    const gate = () => {
+      let open!: () => void;
+      return { opened: new Promise<void>((resolve) => (open = resolve)), open: () => open() };
+    };
+    const [begun, filled] = [gate(), gate()];
+    // Five uploads lease their first buffers, then each fills a part and would take a second buffer to read on.
+    const large = 5;
+    const repo = uniqueRepo();
+    const phases = () => {
+      let phase = 0;
+      return new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (phase === 0) controller.enqueue(randomBytes(1024));
+          if (phase === 1) {
+            await begun.opened;
+            controller.enqueue(randomBytes(PART_SIZE));
+          }
+          if (phase === 2) {
+            await filled.opened;
+            controller.close();
+          }
+          phase++;
+        },
+      });
+    };
+    const streaming: Promise<Response>[] = [];
+    for (let i = 0; i < large; i++) streaming.push(fetchRegistry(await openUpload(repo), { method: "PATCH", body: phases() }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    begun.open();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+
+    // Second buffers left a part free: one more upload begins, and takes it.
+    const newcomer = fetchRegistry(await openUpload(repo), { method: "PATCH", body: heldBody(randomBytes(10), filled.opened) });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await fetchRegistry(await openUpload(repo), { method: "PATCH", body: heldBody(randomBytes(10), Promise.resolve()) })).status).toBe(429);
+    filled.open();
+    expect((await Promise.all([...streaming, newcomer])).map((r) => r.status)).toEqual(Array(large + 1).fill(202));
+  });
 });
 
 describe("an upload's size", () => {
