@@ -6,12 +6,13 @@ import { AdminApi } from "./admin/api.mjs";
 import { Failure, usageFailure } from "./admin/failure.mjs";
 import { grants } from "./admin/grants.mjs";
 import { helpText, usageOf } from "./admin/help.mjs";
+import { keys } from "./admin/keys.mjs";
 import { namespaces } from "./admin/namespaces.mjs";
 import { robots } from "./admin/robots.mjs";
 import { targetOf } from "./admin/target.mjs";
 import { users } from "./admin/users.mjs";
 
-const GROUPS = [users, grants, robots, namespaces];
+const GROUPS = [users, grants, robots, namespaces, keys];
 const COMMANDS = GROUPS.flatMap((group) => group.commands);
 
 /** Every option any command takes; each command says which of the rest are its own. */
