@@ -104,7 +104,8 @@ async function adminOf(root: string): Promise<{ username: string; password: stri
   return { username: value("ADMIN_USERNAME"), password: value("ADMIN_PASSWORD") };
 }
 
-async function freePort(): Promise<number> {
+/** A port nothing listens on: one the system just handed out and took back. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.on("error", reject);
