@@ -61,9 +61,11 @@ export default async function setup({ provide, config }: TestProject): Promise<(
 
 async function startRegistry(root: string, authMode: "none" | "token"): Promise<Running> {
   const port = await freePort();
+  // Its own inspector port: both starts would otherwise pick wrangler's default, 9229, and the second to bind it fail.
+  const inspectorPort = await freePort();
   const state = await mkdtemp(join(tmpdir(), `e2e-registry-${authMode}-`));
   // At debug level wrangler says where the Worker itself listens (its proxy forwards there).
-  const server = spawn("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1", "--log-level", "debug"], {
+  const server = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", "--log-level", "debug"], {
     cwd: root,
     env: { ...process.env, REGISTRY_STATE: state, AUTH_MODE: authMode, WRANGLER_SEND_METRICS: "false" },
     // Its own process group: npm, the shell, wrangler and workerd all stop together.
@@ -102,7 +104,8 @@ async function adminOf(root: string): Promise<{ username: string; password: stri
   return { username: value("ADMIN_USERNAME"), password: value("ADMIN_PASSWORD") };
 }
 
-async function freePort(): Promise<number> {
+/** A port nothing listens on: one the system just handed out and took back. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.on("error", reject);
