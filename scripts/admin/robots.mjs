@@ -16,7 +16,7 @@ function daysOf(text) {
 /** Where a robot stands: revoked, expired, or until when it works. */
 function stateOf(robot) {
   if (robot.revokedAt !== null) return `revoked ${day(robot.revokedAt)}`;
-  return robot.expiresAt <= Date.now() ? `expired ${day(robot.expiresAt)}` : `until ${day(robot.expiresAt)}`;
+  return Date.parse(robot.expiresAt) <= Date.now() ? `expired ${day(robot.expiresAt)}` : `until ${day(robot.expiresAt)}`;
 }
 
 export const robots = {

@@ -53,6 +53,17 @@ export async function logIn(username: string, password: string, client: string, 
   return principal;
 }
 
+/**
+ * What a user's refresh tokens are bound to: a digest of their stored
+ * password hash (for the bootstrap administrator, of the secret), so a new
+ * password ends them. Null when there is no such user.
+ */
+export async function loginFingerprint(name: string, store: AccessStore, admin: BootstrapAdmin): Promise<string | null> {
+  if (name === admin.username && admin.password) return (await tokenHash(admin.password)).slice(0, 32);
+  const user = await store.user(name);
+  return user && (await tokenHash(user.passwordHash)).slice(0, 32);
+}
+
 /** Forgets every remembered login, when users, grants or robots change. */
 export function forgetLogins(): void {
   verified.clear();

@@ -5,7 +5,7 @@
  *
  * 100,000 iterations is the most Workers' Web Crypto allows; it costs tens of
  * milliseconds of CPU, which is why verified credentials are remembered
- * briefly (credentials.ts) rather than hashed on every request.
+ * briefly (logins.ts) rather than hashed on every request.
  */
 
 const ITERATIONS = 100_000;

@@ -64,9 +64,13 @@ export class TokenAuthority {
     return { token, expiresIn: ACCESS_TOKEN_SECONDS, issuedAt };
   }
 
-  /** A long-lived token that stands for `subject`'s login: traded for access tokens without the password. */
-  issueRefresh(audience: Audience, subject: string): Promise<string> {
-    return this.#sign(audience, subject, "refresh", REFRESH_TOKEN_SECONDS, {});
+  /**
+   * A long-lived token that stands for `subject`'s login: traded for access
+   * tokens without the password, for as long as the login's `fingerprint`
+   * (which a new password changes) stays the same.
+   */
+  issueRefresh(audience: Audience, subject: string, fingerprint: string): Promise<string> {
+    return this.#sign(audience, subject, "refresh", REFRESH_TOKEN_SECONDS, { login: fingerprint });
   }
 
   /** The subject and access of a valid access token for this audience, or null. */
@@ -76,10 +80,10 @@ export class TokenAuthority {
     return payload && access.success ? { subject: payload.sub ?? "", access: access.data } : null;
   }
 
-  /** The subject of a valid refresh token for this audience, or null. */
-  async verifyRefresh(audience: Audience, token: string): Promise<string | null> {
+  /** The subject and login fingerprint of a valid refresh token for this audience, or null. */
+  async verifyRefresh(audience: Audience, token: string): Promise<{ subject: string; fingerprint: string } | null> {
     const payload = await this.#verify(audience, token, "refresh");
-    return payload?.sub || null;
+    return payload?.sub && typeof payload.login === "string" ? { subject: payload.sub, fingerprint: payload.login } : null;
   }
 
   #sign(audience: Audience, subject: string, use: TokenUse, seconds: number, claims: Record<string, unknown>): Promise<string> {

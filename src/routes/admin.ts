@@ -51,7 +51,11 @@ admin.get("/admin/users", async (c) => c.json({ users: await c.var.storage.acces
 admin.post("/admin/users", async (c) => {
   const user = await bodyOf(c, NEW_USER);
   refuseBootstrapName(c, user.name);
-  if ((await c.var.storage.access.createUser(user.name, await hashPassword(user.password), user.admin)) === "taken") throw taken(user.name);
+  const created = await c.var.storage.access.createUser(user.name, await hashPassword(user.password), user.admin);
+  if (created === "taken") throw taken(user.name);
+  if (created === "namespace-in-use") {
+    throw new RegistryError("DENIED", `the namespace ${user.name} already holds repositories, which a user of that name would own`, { status: 409 });
+  }
   return c.json({ name: user.name, admin: user.admin }, 201);
 });
 
@@ -77,7 +81,10 @@ admin.delete("/admin/users/:name/grants/:pattern", async (c) => {
   return c.body(null, 204);
 });
 
-admin.get("/admin/robots", async (c) => c.json({ robots: await c.var.storage.access.robots() }));
+admin.get("/admin/robots", async (c) => {
+  const robots = await c.var.storage.access.robots();
+  return c.json({ robots: robots.map((robot) => ({ ...robot, expiresAt: isoTime(robot.expiresAt), revokedAt: robot.revokedAt && isoTime(robot.revokedAt), createdAt: isoTime(robot.createdAt) })) });
+});
 
 /** Creates a robot token: the answer is the only time the token is shown. */
 admin.post("/admin/robots", async (c) => {
@@ -87,7 +94,7 @@ admin.post("/admin/robots", async (c) => {
   const expiresAt = Date.now() + robot.days * 24 * 60 * 60 * 1000;
   if ((await c.var.storage.access.createRobot(robot.name, await tokenHash(token), robot.scopes, expiresAt)) === "taken") throw taken(robot.name);
   c.header("Cache-Control", "no-store");
-  return c.json({ name: robot.name, token, scopes: robot.scopes, expiresAt: new Date(expiresAt).toISOString() }, 201);
+  return c.json({ name: robot.name, token, scopes: robot.scopes, expiresAt: isoTime(expiresAt) }, 201);
 });
 
 admin.delete("/admin/robots/:name", async (c) => {
@@ -123,6 +130,10 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 /** The bootstrap administrator's name is the secret's, not a user's or a robot's. */
 function refuseBootstrapName(c: Context<AppEnv>, name: string): void {
   if (name === c.env.ADMIN_USERNAME) throw taken(name);
+}
+
+function isoTime(milliseconds: number): string {
+  return new Date(milliseconds).toISOString();
 }
 
 function taken(name: string): RegistryError {

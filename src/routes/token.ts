@@ -1,7 +1,7 @@
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env";
 import { Access, basicCredentials, principalNamed, type AuthSettings } from "../auth/access";
-import { logIn } from "../auth/logins";
+import { logIn, loginFingerprint } from "../auth/logins";
 import type { Caller } from "../auth/policy";
 import { parseScopes, type Scope } from "../auth/scopes";
 import { tokenAuthority, type AccessClaim } from "../auth/tokens";
@@ -37,10 +37,13 @@ token.post("/token", async (c) => {
       return c.json(await issue(c, settings, caller, scopes, field("access_type") === "offline"));
     }
     case "refresh_token": {
-      const subject = await (await tokenAuthority(settings.tokenKeys)).verifyRefresh(settings.audience, field("refresh_token") ?? "");
+      const refresh = await (await tokenAuthority(settings.tokenKeys)).verifyRefresh(settings.audience, field("refresh_token") ?? "");
       // Refresh tokens stand for users' logins; a robot logs in with its token each time.
-      const caller = subject === null ? null : await principalNamed(subject, settings);
-      if (caller?.kind !== "user") throw refusedLogin("the refresh token is invalid, has expired, or its user is gone");
+      const caller = refresh && (await principalNamed(refresh.subject, settings));
+      const current = caller?.kind === "user" ? await loginFingerprint(caller.name, settings.store, settings.admin) : null;
+      if (!caller || current === null || current !== refresh?.fingerprint) {
+        throw refusedLogin("the refresh token is invalid, has expired, or its user is gone or has a new password");
+      }
       return c.json(await issue(c, settings, caller, scopes, false));
     }
     default:
@@ -86,7 +89,8 @@ async function issue(c: Context<AppEnv>, settings: AuthSettings, caller: Caller,
   const subject = caller.kind === "user" || caller.kind === "robot" ? caller.name : "";
   const authority = await tokenAuthority(settings.tokenKeys);
   const issued = await authority.issueAccess(settings.audience, subject, claims);
-  const refresh = offline && caller.kind === "user" ? { refresh_token: await authority.issueRefresh(settings.audience, subject) } : {};
+  const fingerprint = offline && caller.kind === "user" ? await loginFingerprint(caller.name, settings.store, settings.admin) : null;
+  const refresh = fingerprint === null ? {} : { refresh_token: await authority.issueRefresh(settings.audience, subject, fingerprint) };
   c.header("Cache-Control", "no-store");
   return { token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt.toISOString(), ...refresh };
 }

@@ -24,11 +24,17 @@ export interface StoredRobot {
 /** What the admin sees of a robot: never its token's hash. */
 export type RobotSummary = Omit<StoredRobot, "tokenHash"> & { createdAt: number };
 
-/** The outcome of creating a login name, users and robots sharing one space of names. */
-export type Creation = "created" | "taken";
+/**
+ * The outcome of creating a login name: users and robots share one space of
+ * names, and a user owns the namespace of their name, so a user may not be
+ * made the owner of repositories that already exist.
+ */
+export type Creation = "created" | "taken" | "namespace-in-use";
 
-// Whether ?1 names a user or a robot already.
-const NAME_TAKEN = "EXISTS (SELECT 1 FROM users WHERE name = ?1) OR EXISTS (SELECT 1 FROM robots WHERE name = ?1)";
+// Whether ?1 names a user or a robot that still works.
+const NAME_TAKEN = "EXISTS (SELECT 1 FROM users WHERE name = ?1) OR EXISTS (SELECT 1 FROM robots WHERE name = ?1 AND revoked_at IS NULL)";
+// Whether the namespace ?1 holds repositories.
+const NAMESPACE_IN_USE = "EXISTS (SELECT 1 FROM repositories WHERE name = ?1 OR substr(name, 1, length(?1) + 1) = ?1 || '/')";
 
 /** Users, their grants, robot tokens, public namespaces and failed logins, in D1. */
 export class AccessStore {
@@ -82,11 +88,17 @@ export class AccessStore {
   }
 
   async createUser(name: string, passwordHash: string, admin: boolean): Promise<Creation> {
-    const result = await this.db
-      .prepare(`INSERT INTO users (name, password_hash, admin, created_at) SELECT ?1, ?2, ?3, ?4 WHERE NOT (${NAME_TAKEN})`)
-      .bind(name, passwordHash, admin ? 1 : 0, Date.now())
-      .run();
-    return result.meta.changes > 0 ? "created" : "taken";
+    const [inserted, state] = await this.db.batch<{ taken: number }>([
+      this.db
+        .prepare(
+          `INSERT INTO users (name, password_hash, admin, created_at) SELECT ?1, ?2, ?3, ?4
+           WHERE NOT (${NAME_TAKEN}) AND NOT ${NAMESPACE_IN_USE} AND NOT EXISTS (SELECT 1 FROM robots WHERE name = ?1)`,
+        )
+        .bind(name, passwordHash, admin ? 1 : 0, Date.now()),
+      this.db.prepare(`SELECT (${NAME_TAKEN}) OR EXISTS (SELECT 1 FROM robots WHERE name = ?1) AS taken`).bind(name),
+    ]);
+    if (inserted!.meta.changes > 0) return "created";
+    return state!.results[0]!.taken ? "taken" : "namespace-in-use";
   }
 
   async deleteUser(name: string): Promise<boolean> {
@@ -119,9 +131,14 @@ export class AccessStore {
     return result.meta.changes > 0;
   }
 
-  async createRobot(name: string, tokenHash: string, scopes: Grant[], expiresAt: number): Promise<Creation> {
+  /** Creates a robot, or gives a revoked one's name a new token and scopes. */
+  async createRobot(name: string, tokenHash: string, scopes: Grant[], expiresAt: number): Promise<Exclude<Creation, "namespace-in-use">> {
     const result = await this.db
-      .prepare(`INSERT INTO robots (name, token_hash, scopes, expires_at, created_at) SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT (${NAME_TAKEN})`)
+      .prepare(
+        `INSERT INTO robots (name, token_hash, scopes, expires_at, created_at) SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT (${NAME_TAKEN})
+         ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash, scopes = excluded.scopes, expires_at = excluded.expires_at,
+           revoked_at = NULL, created_at = excluded.created_at`,
+      )
       .bind(name, tokenHash, JSON.stringify(scopes), expiresAt, Date.now())
       .run();
     return result.meta.changes > 0 ? "created" : "taken";

@@ -34,6 +34,14 @@ describe("the administration API", () => {
     expect((await administer("PUT", `users/${user}/grants/BAD!`, { role: "pull" })).status).toBe(400);
   });
 
+  it("refuses a user whose namespace already holds repositories, which they would own (409)", async () => {
+    const name = uniqueName("held");
+    await pushBlob(`${name}/app`, randomBytes(10));
+    const refused = await administer("POST", "users", { name, password: PASSWORD });
+    expect(refused.status).toBe(409);
+    expect(await errorCode(refused)).toBe("DENIED");
+  });
+
   it("sets passwords, grants and revokes, and deletes users: each takes effect at once", async () => {
     const repo = uniqueRepo(uniqueName("team"));
     const namespace = repo.split("/")[0]!;
@@ -66,6 +74,10 @@ describe("the administration API", () => {
     expect(listing).toContain(robot);
     expect(listing).not.toContain(token);
     expect((await administer("DELETE", `robots/${robot}`)).status).toBe(204);
+    expect((await pull(repo, digest, basic(robot, token))).status).toBe(401);
+    // A revoked robot's name takes a new token; the old one stays dead.
+    const renewed = await createRobot(robot, [grant(repo.split("/")[0]!, "pull")]);
+    expect((await pull(repo, digest, basic(robot, renewed))).status).toBe(200);
     expect((await pull(repo, digest, basic(robot, token))).status).toBe(401);
   });
 

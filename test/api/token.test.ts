@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from "jose";
 import { describe, expect, it, vi } from "vitest";
-import { adminAuthorization, basic, bearer, createUser, fetchAuthed, grant, makePublic, PASSWORD, SERVICE, tokenFor, uniqueName } from "./auth";
+import { adminAuthorization, administer, basic, bearer, createUser, fetchAuthed, grant, makePublic, PASSWORD, SERVICE, tokenFor, uniqueName } from "./auth";
 import { BASE, errorCode, fetchWithEnv, pushBlob, randomBytes, uniqueRepo } from "./client";
 
 interface TokenResponse {
@@ -119,6 +119,15 @@ describe("POST /token (OAuth2 form, as containerd sends it)", () => {
     const again = await tokenForm({ grant_type: "refresh_token", refresh_token: refresh_token!, service: SERVICE, client_id: "containerd", scope: `repository:${repo}:pull` });
     expect(again.status).toBe(200);
     expect(accessOf(((await again.json()) as TokenResponse).access_token)).toEqual([{ type: "repository", name: repo, actions: ["pull"] }]);
+  });
+
+  it("refuses a refresh token once its user has a new password", async () => {
+    const user = uniqueName("moved");
+    await createUser(user);
+    const first = await tokenForm({ grant_type: "password", username: user, password: PASSWORD, service: SERVICE, access_type: "offline" });
+    const { refresh_token } = (await first.json()) as TokenResponse;
+    expect((await administer("PUT", `users/${user}/password`, { password: "a brand new password" })).status).toBe(204);
+    expect((await tokenForm({ grant_type: "refresh_token", refresh_token: refresh_token!, service: SERVICE })).status).toBe(401);
   });
 
   it("refuses a wrong password with 401, and a refresh token that is no refresh token", async () => {

@@ -216,8 +216,8 @@ describe("robot add, revoke and list", () => {
     const listed = await administer("robot", "list");
     expect(listed).toMatch(new RegExp(`^${name} +${namespace}=push +until \\d{4}-\\d{2}-\\d{2}$`, "m"));
     expect(listed).not.toContain(token);
-    const { robots } = JSON.parse(await administer("robot", "list", "--json")) as { robots: { name: string; expiresAt: number }[] };
-    const days = (robots.find((r) => r.name === name)!.expiresAt - Date.now()) / (24 * 60 * 60 * 1000);
+    const { robots } = JSON.parse(await administer("robot", "list", "--json")) as { robots: { name: string; expiresAt: string }[] };
+    const days = (Date.parse(robots.find((r) => r.name === name)!.expiresAt) - Date.now()) / (24 * 60 * 60 * 1000);
     expect(days).toBeCloseTo(7, 2);
 
     await administer("robot", "revoke", name);
