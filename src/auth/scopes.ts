@@ -4,7 +4,7 @@ import { isRepositoryName, type RepositoryName } from "../oci/names";
 export const ACTIONS = ["pull", "push", "delete"] as const;
 export type Action = (typeof ACTIONS)[number];
 
-/** A grant's role: each includes the ones before it; admin also manages the namespace. */
+/** A grant's role: each includes the ones before it (admin: all three). */
 export const ROLES = ["pull", "push", "delete", "admin"] as const;
 export type Role = (typeof ROLES)[number];
 
