@@ -61,9 +61,12 @@ export default async function setup({ provide, config }: TestProject): Promise<(
 
 async function startRegistry(root: string, authMode: "none" | "token"): Promise<Running> {
   const port = await freePort();
+  // Left to itself, every wrangler dev probes from 9229 up for its inspector: two starting at once
+  // (these two, or another checkout's) can pick the same port, and one fails "Address already in use".
+  const inspectorPort = await freePort();
   const state = await mkdtemp(join(tmpdir(), `e2e-registry-${authMode}-`));
   // At debug level wrangler says where the Worker itself listens (its proxy forwards there).
-  const server = spawn("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1", "--log-level", "debug"], {
+  const server = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", "--log-level", "debug"], {
     cwd: root,
     env: { ...process.env, REGISTRY_STATE: state, AUTH_MODE: authMode, WRANGLER_SEND_METRICS: "false" },
     // Its own process group: npm, the shell, wrangler and workerd all stop together.
