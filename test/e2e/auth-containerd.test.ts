@@ -19,7 +19,10 @@ let proxy: RecordingProxy;
 let registry: string;
 let containerd: Containerd;
 /** Every password the tests hand out, which no response may carry. */
-const secrets: string[] = [adminLogin.password, `${adminLogin.username}:${adminLogin.password}`];
+const secrets = new Map([
+  ["the administrator's password", adminLogin.password],
+  ["the administrator's Basic credentials", `${adminLogin.username}:${adminLogin.password}`],
+]);
 
 const IMAGE = "localhost/e2e-auth-containerd";
 let layout: OciLayout;
@@ -42,7 +45,8 @@ beforeAll(async () => {
   manifestDigest = (await layout.tagged("v1")).digest;
   manifest = await layout.json<ImageManifest>(manifestDigest);
   user = await admin.createUser("ctr-user");
-  secrets.push(user.password, `${user.username}:${user.password}`);
+  secrets.set("the user's password", user.password);
+  secrets.set("the user's Basic credentials", `${user.username}:${user.password}`);
 });
 
 afterAll(async () => {

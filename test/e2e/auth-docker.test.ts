@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AdminApi, basicAuthorization, uniqueLogin, type Login } from "./admin-api";
 import { attempt, MEDIA_TYPES, registryFetch, runWith, sha256, Workspace, type Outcome } from "./clients";
 import { Dockerd } from "./daemons";
-import { decodedBody, leakedSecrets, RecordingProxy } from "./recording-proxy";
+import { decodedBody, leakedSecrets, RecordingProxy, type Exchange } from "./recording-proxy";
 
 /*
  * docker against the registry with access control on (AUTH_MODE=token), through a proxy that
@@ -20,7 +20,10 @@ let proxy: RecordingProxy;
 let registry: string;
 let dockerd: Dockerd;
 /** Every password and token the tests hand out, which no response may carry. */
-const secrets: string[] = [adminLogin.password, `${adminLogin.username}:${adminLogin.password}`];
+const secrets = new Map([
+  ["the administrator's password", adminLogin.password],
+  ["the administrator's Basic credentials", `${adminLogin.username}:${adminLogin.password}`],
+]);
 
 const IMAGE = "localhost/e2e-auth-docker";
 let imageId: string;
@@ -45,7 +48,8 @@ afterAll(async () => {
 });
 
 function remember(login: Login): Login {
-  secrets.push(login.password, `${login.username}:${login.password}`);
+  secrets.set(`${login.username}'s password or token`, login.password);
+  secrets.set(`${login.username}'s Basic credentials`, `${login.username}:${login.password}`);
   return login;
 }
 
@@ -98,23 +102,43 @@ describe("docker login with a user's password, then push and pull in the user's 
   let repo: string;
   let digest: string;
 
+  /** What docker asked and the registry answered, from the login to the end of the push. */
+  let exchanges: Exchange[];
+
   beforeAll(async () => {
     user = remember(await admin.createUser("docker-user"));
     configDir = ws.path("config-user");
     repo = `${user.username}/app`;
+    const since = proxy.exchanges.length;
     await dockerLogin(configDir, user);
     digest = pushedDigest(await push(configDir, IMAGE, `${registry}/${repo}:v1`));
+    exchanges = proxy.exchanges.slice(since).filter((exchange) => exchange.requestHeaders["user-agent"]?.startsWith("docker/"));
   });
 
-  it("keeps the login in the client's own config directory, for the registry's address", async () => {
-    const config = JSON.parse(await readFile(`${configDir}/config.json`, "utf8")) as { auths: Record<string, unknown> };
+  it("logs in with GET /token (offline_token=true) and keeps the refresh token it gets, not the password, in its own config directory", async () => {
+    const login = exchanges.find((exchange) => exchange.path.startsWith("/token?"))!;
+    expect(new URL(login.path, "http://x").searchParams.get("offline_token")).toBe("true");
+    expect(login.status).toBe(200);
+    const { refresh_token: refreshToken } = JSON.parse(decodedBody(login).toString()) as { refresh_token?: string };
+    expect(refreshToken).toBeTypeOf("string");
+    const text = await readFile(`${configDir}/config.json`, "utf8");
+    const config = JSON.parse(text) as { auths: Record<string, { identitytoken?: string }> };
     expect(Object.keys(config.auths)).toEqual([registry]);
+    expect(config.auths[registry]!.identitytoken).toBe(refreshToken);
+    expect(text).not.toContain(user.password);
+    expect(text).not.toContain(Buffer.from(`${user.username}:${user.password}`).toString("base64"));
   });
 
-  it("trades the password for a registry token: docker's requests under /v2/ carry a Bearer token, never the password", () => {
-    const fromDocker = proxy.exchanges.filter((exchange) => exchange.requestHeaders["user-agent"]?.startsWith("docker/") && exchange.path.startsWith(`/v2/${repo}/`));
-    expect(fromDocker.map((exchange) => `${exchange.method} ${exchange.status}`)).toContain("PUT 201");
-    for (const exchange of fromDocker) expect(exchange.requestHeaders.authorization).toMatch(/^Bearer /);
+  it("pushes with access tokens from POST /token's refresh_token grant: every request under /v2/ carries a Bearer token", () => {
+    const tokens = exchanges.filter((exchange) => exchange.method === "POST" && exchange.path === "/token");
+    expect(tokens.length).toBeGreaterThan(0);
+    for (const exchange of tokens) {
+      expect(exchange.status).toBe(200);
+      expect(Object.fromEntries(new URLSearchParams(exchange.requestBody.toString()))).toMatchObject({ grant_type: "refresh_token", client_id: "docker", service: registry });
+    }
+    const pushed = exchanges.filter((exchange) => exchange.path.startsWith(`/v2/${repo}/`));
+    expect(pushed.map((exchange) => `${exchange.method} ${exchange.status}`)).toContain("PUT 201");
+    for (const exchange of pushed) expect(exchange.requestHeaders.authorization).toMatch(/^Bearer /);
   });
 
   it("serves the pushed manifest to the user, under the digest docker reports", async () => {
@@ -154,6 +178,7 @@ describe("a second user's docker login and push, then docker logout: an anonymou
     pushedDigest(firstPush);
     const logout = await docker(configDir, "logout", registry);
     expect(logout.code, logout.stderr).toBe(0);
+    expect((JSON.parse(await readFile(`${configDir}/config.json`, "utf8")) as { auths: Record<string, unknown> }).auths).toEqual({});
     repo = `${user.username}/anonymous`;
     refused = await push(configDir, IMAGE, `${registry}/${repo}:v1`);
   });
@@ -163,11 +188,6 @@ describe("a second user's docker login and push, then docker logout: an anonymou
     const mounts = proxy.to("POST", new RegExp(`^/v2/${user.username}/app/blobs/uploads/$`)).filter((exchange) => exchange.path.includes("mount="));
     expect(mounts.length).toBeGreaterThan(0);
     for (const mount of mounts) expect(mount.status).toBe(202);
-  });
-
-  it("forgets the login", async () => {
-    const config = JSON.parse(await readFile(`${configDir}/config.json`, "utf8")) as { auths: Record<string, unknown> };
-    expect(config.auths[registry]).toBeUndefined();
   });
 
   it("fails the push with a message saying unauthorized or denied", () => {

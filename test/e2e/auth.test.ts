@@ -19,7 +19,10 @@ let proxy: RecordingProxy;
 /** The proxy's address: what the clients know the registry as. */
 let registry: string;
 /** Every password and token the tests hand out, which no response may carry. */
-const secrets: string[] = [adminLogin.password, `${adminLogin.username}:${adminLogin.password}`];
+const secrets = new Map([
+  ["the administrator's password", adminLogin.password],
+  ["the administrator's Basic credentials", `${adminLogin.username}:${adminLogin.password}`],
+]);
 
 const IMAGE = "localhost/e2e-auth";
 let imageId: string;
@@ -58,7 +61,8 @@ afterAll(async () => {
 });
 
 function remember(login: Login): Login {
-  secrets.push(login.password, `${login.username}:${login.password}`);
+  secrets.set(`${login.username}'s password or token`, login.password);
+  secrets.set(`${login.username}'s Basic credentials`, `${login.username}:${login.password}`);
   return login;
 }
 

@@ -156,16 +156,17 @@ class Keeper {
 }
 
 /**
- * The secrets found in any response the proxy passed on, in its headers or body, as themselves or
- * base64-encoded (as a Basic credential echoed back would be). Each finding names the exchange.
+ * The secrets found in any response the proxy passed on, in its headers or body (decompressed),
+ * as themselves, base64-encoded (as a Basic credential echoed back would be) or URL-encoded.
+ * `secrets` maps a description to the secret; each finding names the exchange and the description.
  */
-export function leakedSecrets(exchanges: readonly Exchange[], secrets: readonly string[]): string[] {
+export function leakedSecrets(exchanges: readonly Exchange[], secrets: ReadonlyMap<string, string>): string[] {
   const findings: string[] = [];
   for (const exchange of exchanges) {
     const text = `${exchange.responseHeaders.join("\n")}\n\n${decodedBody(exchange).toString("latin1")}`;
-    for (const secret of secrets) {
+    for (const [description, secret] of secrets) {
       const forms = [secret, Buffer.from(secret).toString("base64").replace(/=+$/, ""), encodeURIComponent(secret)];
-      if (forms.some((form) => text.includes(form))) findings.push(`${exchange.method} ${exchange.path} → ${exchange.status} carries a secret (${secret.slice(0, 3)}…)`);
+      if (forms.some((form) => text.includes(form))) findings.push(`${exchange.method} ${exchange.path} → ${exchange.status} carries ${description}`);
     }
   }
   return findings;
