@@ -243,6 +243,34 @@ describe("a robot token with push on a namespace pushes with docker login, and n
   });
 });
 
+describe("docker pull from a public namespace needs no login", () => {
+  let repo: string;
+  let digest: string;
+
+  beforeAll(async () => {
+    const user = remember(await admin.createUser("docker-public"));
+    const configDir = ws.path("config-public-owner");
+    await dockerLogin(configDir, user);
+    repo = `${user.username}/app`;
+    digest = pushedDigest(await push(configDir, IMAGE, `${registry}/${repo}:v1`));
+    await admin.setPublic(user.username, true);
+    await dockerd.docker("image", "rm", `${registry}/${repo}:v1`);
+  });
+
+  it("pulls the image with an empty docker config, under the pushed digest", async () => {
+    const pulled = await docker(ws.path("config-anonymous"), "pull", `${registry}/${repo}:v1`);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    expect(pulled.stdout).toContain(`Digest: ${digest}`);
+  });
+
+  it("still refuses an anonymous push there", async () => {
+    const refused = await push(ws.path("config-anonymous"), IMAGE, `${registry}/${repo}:v2`);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/unauthorized|denied/i);
+    expect(await tagsOf(repo)).toEqual(["v1"]);
+  });
+});
+
 describe("what the registry answered docker", () => {
   it("carries no password or robot token, in any header or body (bodies decompressed)", () => {
     const tokens = [...proxy.to("GET", /^\/token$/), ...proxy.to("POST", /^\/token$/)].filter((exchange) => exchange.status === 200);

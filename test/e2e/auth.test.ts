@@ -81,9 +81,12 @@ function refusal(outcome: Outcome): string {
   return outcome.stderr;
 }
 
-/** A GET or HEAD of the registry, through the proxy, with Accept headers of an image pull. */
-function pull(path: string, authorization?: string, method = "GET"): Promise<Response> {
-  const headers: Record<string, string> = { Accept: [MEDIA_TYPES.ociIndex, MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest].join(", ") };
+/** What clients pulling an image accept. */
+const PULL_ACCEPT = [MEDIA_TYPES.ociIndex, MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest].join(", ");
+
+/** A GET or HEAD of the registry, through the proxy, with Accept headers of an image pull (or `accept`). */
+function pull(path: string, authorization?: string, method = "GET", accept = PULL_ACCEPT): Promise<Response> {
+  const headers: Record<string, string> = { Accept: accept };
   if (authorization) headers.Authorization = authorization;
   return registryFetch(registry, path, { method, headers });
 }
@@ -209,25 +212,26 @@ describe("a public namespace: anyone pulls, with no credentials at all or Homebr
     expect(inspected!.Id).toBe(imageId);
   });
 
-  // Homebrew's own sequence, for either way of saying "nobody": no Authorization, and the fixed Bearer QQ==.
+  // Homebrew's own sequence (HEAD then GET of the index, accepting only an index; then the blob it
+  // names), for either way of saying "nobody": no Authorization, and Homebrew's fixed Bearer QQ==.
   for (const [who, authorization] of [
     ["no Authorization header", undefined],
     ["Authorization: Bearer QQ==", "Bearer QQ=="],
   ] as const) {
     it(`answers HEAD then GET of the index, GET of its manifest and of a layer, with ${who}`, async () => {
-      const head = await pull(`/v2/${repo}/manifests/1.0`, authorization, "HEAD");
+      const head = await pull(`/v2/${repo}/manifests/1.0`, authorization, "HEAD", MEDIA_TYPES.ociIndex);
       expect(head.status).toBe(200);
       expect(head.headers.get("Content-Type")).toBe(MEDIA_TYPES.ociIndex);
       expect(head.headers.get("Docker-Content-Digest")).toBe(indexDigest);
 
-      const get = await pull(`/v2/${repo}/manifests/1.0`, authorization);
+      const get = await pull(`/v2/${repo}/manifests/1.0`, authorization, "GET", MEDIA_TYPES.ociIndex);
       expect(get.status).toBe(200);
       const indexBytes = new Uint8Array(await get.arrayBuffer());
       expect(sha256(indexBytes)).toBe(indexDigest);
       expect(Number(head.headers.get("Content-Length"))).toBe(indexBytes.length);
 
       const child = (JSON.parse(new TextDecoder().decode(indexBytes)) as ImageIndex).manifests[0]!;
-      const manifestResponse = await pull(`/v2/${repo}/manifests/${child.digest}`, authorization);
+      const manifestResponse = await pull(`/v2/${repo}/manifests/${child.digest}`, authorization, "GET", MEDIA_TYPES.ociManifest);
       expect(manifestResponse.status).toBe(200);
       const manifestBytes = new Uint8Array(await manifestResponse.arrayBuffer());
       expect(sha256(manifestBytes)).toBe(child.digest);
