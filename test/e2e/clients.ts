@@ -12,24 +12,48 @@ export interface RunResult {
   stderr: string;
 }
 
+/** How a command ended, whether it succeeded or not. */
+export interface Outcome extends RunResult {
+  /** The exit code, or null when a signal ended it. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface RunOptions {
+  /** Added to this process's environment. */
+  env?: Record<string, string>;
+  /** Written to the command's standard input, which is then closed (e.g. a password for --password-stdin). */
+  input?: string;
+}
+
+/** Runs a command to completion and says how it ended; a command that fails is no error here (see `run`). */
+export function attempt(command: string, args: readonly string[], options: RunOptions = {}): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"], env: { ...process.env, ...options.env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
+    child.stderr?.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
+    child.stdin?.end(options.input);
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
 /**
  * Runs a command to completion, with `env` added to this process's environment; a non-zero exit
  * throws with the command line and its stderr.
  */
 export function run(command: string, args: readonly string[], env?: Record<string, string>): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
-    child.stderr?.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      if (code === 0) return resolve({ stdout, stderr });
-      const tail = stderr.length > 8000 ? `…${stderr.slice(-8000)}` : stderr;
-      reject(new Error(`${command} ${args.join(" ")} failed (${signal ?? `exit ${code}`}):\n${tail}`));
-    });
-  });
+  return runWith(command, args, env ? { env } : {});
+}
+
+/** `run` with standard input or an environment: a non-zero exit throws with the command line and its stderr. */
+export async function runWith(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+  const { code, signal, stdout, stderr } = await attempt(command, args, options);
+  if (code === 0) return { stdout, stderr };
+  const tail = stderr.length > 8000 ? `…${stderr.slice(-8000)}` : stderr;
+  throw new Error(`${command} ${args.join(" ")} failed (${signal ?? `exit ${code}`}):\n${tail}`);
 }
 
 /** skopeo against a plain-HTTP registry; every TLS flag is given since copy takes two transports. */
@@ -134,7 +158,12 @@ export class Workspace {
    * image; and its own tmpdir, where podman keeps libpod state (default /run/libpod, shared).
    */
   podman(...args: string[]): Promise<RunResult> {
-    return run("podman", [...this.storageFlags("podman"), "--tmpdir", this.path("podman", "tmp"), "--events-backend", "none", ...args]);
+    return run("podman", this.podmanArgs(...args));
+  }
+
+  /** The arguments `podman()` runs podman with, for `attempt` and `runWith`. */
+  podmanArgs(...args: string[]): string[] {
+    return [...this.storageFlags("podman"), "--tmpdir", this.path("podman", "tmp"), "--events-backend", "none", ...args];
   }
 
   /** Writes a file under the workspace and returns its path. */

@@ -220,7 +220,12 @@ export class Dockerd {
   }
 
   docker(...args: string[]): Promise<RunResult> {
-    return run("docker", ["-H", this.host, ...args]);
+    return run("docker", this.dockerArgs(...args));
+  }
+
+  /** The arguments `docker()` runs the client with, for `attempt` and `runWith`. */
+  dockerArgs(...args: string[]): string[] {
+    return ["-H", this.host, ...args];
   }
 
   /**

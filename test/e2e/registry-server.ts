@@ -59,9 +59,25 @@ export default async function setup({ provide, config }: TestProject): Promise<(
   return stopAll;
 }
 
+/** Starts that fail because a port was taken meanwhile are tried again, on new ports. */
+const START_ATTEMPTS = 3;
+
 async function startRegistry(root: string, authMode: "none" | "token"): Promise<Running> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(root, authMode);
+    } catch (error) {
+      // A free port is only free until someone binds it: wrangler binds its ports seconds after
+      // they were chosen (migrations run first), while other servers on the machine bind theirs.
+      if (attempt >= START_ATTEMPTS || !String(error).includes("Address already in use")) throw error;
+    }
+  }
+}
+
+async function startOnce(root: string, authMode: "none" | "token"): Promise<Running> {
   const port = await freePort();
-  // Its own inspector port: both starts would otherwise pick wrangler's default, 9229, and the second to bind it fail.
+  // Left to itself, every wrangler dev probes from 9229 up for its inspector: two starting at once
+  // (these two, or another checkout's) can pick the same port, and one fails "Address already in use".
   const inspectorPort = await freePort();
   const state = await mkdtemp(join(tmpdir(), `e2e-registry-${authMode}-`));
   // At debug level wrangler says where the Worker itself listens (its proxy forwards there).
