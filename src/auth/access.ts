@@ -119,6 +119,11 @@ export class Access {
     }
   }
 
+  /** Whether anyone may pull `repository`, with no credentials: what a shared cache may keep and serve to all. */
+  async readableByAnyone(repository: RepositoryName): Promise<boolean> {
+    return this.caller.kind === "anyone" || (await this.#isPublic(namespaceOf(repository)));
+  }
+
   /** Refuses a caller with no credentials at all (GET /v2/ asks who is there). */
   requireCredentials(): void {
     if (this.caller.kind === "anonymous") throw challenge(this.settings.audience, "authentication required");

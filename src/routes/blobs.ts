@@ -25,7 +25,8 @@ blobs.get(PATH, requires("pull"), async (c) => {
     "Docker-Content-Digest": digest,
     "Accept-Ranges": "bytes",
     ETag: `"${digest}"`,
-    "Cache-Control": "public, max-age=31536000, immutable",
+    // Content addressed by digest never changes; but only what anyone may pull is for shared caches.
+    "Cache-Control": `${(await c.var.access.readableByAnyone(repository)) ? "public" : "private"}, max-age=31536000, immutable`,
   };
   const range = resolveRange(c.req.header("Range"), blob.size);
   if (range) {

@@ -256,6 +256,22 @@ describe("access control: every endpoint against every identity", () => {
   });
 });
 
+describe("blob responses", () => {
+  it("are for shared caches only where anyone may pull", async () => {
+    const [closed, open] = [uniqueRepo(uniqueName("cachea")), uniqueRepo(uniqueName("cacheb"))];
+    await makePublic(open.split("/")[0]!);
+    for (const [repo, cacheControl] of [
+      [closed, "private, max-age=31536000, immutable"],
+      [open, "public, max-age=31536000, immutable"],
+    ] as const) {
+      const digest = await pushBlob(repo, randomBytes(10));
+      const response = await fetchAuthed(`/v2/${repo}/blobs/${digest}`, { headers: { Authorization: adminAuthorization() } });
+      expect(response.status).toBe(200);
+      expect(response.headers.get("Cache-Control")).toBe(cacheControl);
+    }
+  });
+});
+
 describe("the catalog", () => {
   it("lists only the repositories the caller may pull", async () => {
     const [mine, theirs, open] = [uniqueRepo(uniqueName("cata")), uniqueRepo(uniqueName("catb")), uniqueRepo(uniqueName("catc"))];
