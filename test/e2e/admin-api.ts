@@ -69,3 +69,11 @@ export function uniqueLogin(label: string): string {
 function newPassword(): string {
   return randomBytes(18).toString("base64url");
 }
+
+/** The administrator's secrets, named, to start the list of secrets no response may carry. */
+export function adminSecrets(login: Login): Map<string, string> {
+  return new Map([
+    ["the administrator's password", login.password],
+    ["the administrator's Basic credentials", `${login.username}:${login.password}`],
+  ]);
+}

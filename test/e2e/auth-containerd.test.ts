@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AdminApi, basicAuthorization, type Login } from "./admin-api";
+import { AdminApi, adminSecrets, basicAuthorization, type Login } from "./admin-api";
 import { attempt, MEDIA_TYPES, OciLayout, registryFetch, run, Workspace, type ImageManifest, type Outcome } from "./clients";
 import { Containerd } from "./daemons";
 import { decodedBody, leakedSecrets, RecordingProxy, type Exchange } from "./recording-proxy";
@@ -19,10 +19,7 @@ let proxy: RecordingProxy;
 let registry: string;
 let containerd: Containerd;
 /** Every password the tests hand out, which no response may carry. */
-const secrets = new Map([
-  ["the administrator's password", adminLogin.password],
-  ["the administrator's Basic credentials", `${adminLogin.username}:${adminLogin.password}`],
-]);
+const secrets = adminSecrets(adminLogin);
 
 const IMAGE = "localhost/e2e-auth-containerd";
 let layout: OciLayout;

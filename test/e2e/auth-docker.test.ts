@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AdminApi, basicAuthorization, uniqueLogin, type Login } from "./admin-api";
+import { AdminApi, adminSecrets, basicAuthorization, uniqueLogin, type Login } from "./admin-api";
 import { attempt, MEDIA_TYPES, registryFetch, runWith, sha256, Workspace, type Outcome } from "./clients";
 import { Dockerd } from "./daemons";
 import { decodedBody, leakedSecrets, RecordingProxy, type Exchange } from "./recording-proxy";
@@ -20,10 +20,7 @@ let proxy: RecordingProxy;
 let registry: string;
 let dockerd: Dockerd;
 /** Every password and token the tests hand out, which no response may carry. */
-const secrets = new Map([
-  ["the administrator's password", adminLogin.password],
-  ["the administrator's Basic credentials", `${adminLogin.username}:${adminLogin.password}`],
-]);
+const secrets = adminSecrets(adminLogin);
 
 const IMAGE = "localhost/e2e-auth-docker";
 let imageId: string;

@@ -1,6 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AdminApi, basicAuthorization, uniqueLogin, type Login } from "./admin-api";
+import { AdminApi, adminSecrets, basicAuthorization, uniqueLogin, type Login } from "./admin-api";
 import { attempt, MEDIA_TYPES, OciLayout, registryFetch, runWith, sha256, skopeo, Workspace, type ImageIndex, type ImageManifest, type Outcome } from "./clients";
 import { decodedBody, leakedSecrets, RecordingProxy } from "./recording-proxy";
 
@@ -19,10 +19,7 @@ let proxy: RecordingProxy;
 /** The proxy's address: what the clients know the registry as. */
 let registry: string;
 /** Every password and token the tests hand out, which no response may carry. */
-const secrets = new Map([
-  ["the administrator's password", adminLogin.password],
-  ["the administrator's Basic credentials", `${adminLogin.username}:${adminLogin.password}`],
-]);
+const secrets = adminSecrets(adminLogin);
 
 const IMAGE = "localhost/e2e-auth";
 let imageId: string;
