@@ -8,8 +8,10 @@ import { principalActions, tokenActions, tokenGrantsCatalog, type Caller, type P
 import { ACTIONS, formatScope, namespaceOf, type Action } from "./scopes";
 import { tokenAuthority, type Audience } from "./tokens";
 
-/** Homebrew sends this fixed bearer with every request: it means no credentials at all. */
-const ANONYMOUS_BEARER = "QQ==";
+/** Whether an Authorization header is Homebrew's fixed `Bearer QQ==`, which it sends with every request: no credentials at all. */
+export function isAnonymousBearer(authorization: string): boolean {
+  return /^Bearer\s+QQ==\s*$/i.test(authorization);
+}
 
 /** Whether a namespace is public is remembered this long per isolate; a change reaches every request within it. */
 export const PUBLIC_NAMESPACE_SECONDS = 30;
@@ -61,8 +63,8 @@ export function basicCredentials(authorization: string): { username: string; pas
 export async function callerOf(authorization: string | undefined, settings: AuthSettings): Promise<Caller> {
   if (settings.mode === "none") return { kind: "anyone" };
   if (!authorization) return { kind: "anonymous" };
+  if (isAnonymousBearer(authorization)) return { kind: "anonymous" };
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1];
-  if (bearer === ANONYMOUS_BEARER) return { kind: "anonymous" };
   if (bearer) {
     const verified = await (await tokenAuthority(settings.tokenKeys)).verifyAccess(settings.audience, bearer);
     if (!verified) throw challenge(settings.audience, "the token is invalid or has expired", undefined, "invalid_token");

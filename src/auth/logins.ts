@@ -44,13 +44,13 @@ export async function logIn(username: string, password: string, client: string, 
     const retryAfter = Math.max(1, Math.ceil((failures.windowStart - since) / 1000));
     throw new RegistryError("TOOMANYREQUESTS", `too many failed logins; retry in ${retryAfter} s`, { headers: { "Retry-After": String(retryAfter) } });
   }
-  const principal = await check(username, password, store, admin, now);
-  if (!principal) {
+  const checked = await check(username, password, store, admin, now);
+  if (!checked) {
     await store.recordLoginFailure(client, now, since);
     return null;
   }
-  verified.set(key, principal);
-  return principal;
+  verified.set(key, checked.principal, checked.expiresAt);
+  return checked.principal;
 }
 
 /**
@@ -69,12 +69,17 @@ export function forgetLogins(): void {
   verified.clear();
 }
 
-async function check(username: string, password: string, store: AccessStore, admin: BootstrapAdmin, now: number): Promise<(Principal & { kind: "user" | "robot" }) | null> {
+/** A verified login, and when it stops being valid (a robot token's expiry). */
+type Checked = { principal: Principal & { kind: "user" | "robot" }; expiresAt?: number };
+
+async function check(username: string, password: string, store: AccessStore, admin: BootstrapAdmin, now: number): Promise<Checked | null> {
   if (admin.username && admin.password && username === admin.username) {
-    return (await secretsEqual(password, admin.password)) ? { kind: "user", name: username, admin: true, grants: [] } : null;
+    return (await secretsEqual(password, admin.password)) ? { principal: { kind: "user", name: username, admin: true, grants: [] } } : null;
   }
   const user = await store.user(username);
-  if (user) return (await verifyPassword(password, user.passwordHash)) ? { kind: "user", name: user.name, admin: user.admin, grants: user.grants } : null;
+  if (user) {
+    return (await verifyPassword(password, user.passwordHash)) ? { principal: { kind: "user", name: user.name, admin: user.admin, grants: user.grants } } : null;
+  }
   const robot = await store.robot(username);
   if (!robot) {
     // As slow as a user's wrong password, so the answer's time does not tell which names exist.
@@ -83,5 +88,6 @@ async function check(username: string, password: string, store: AccessStore, adm
     return null;
   }
   if (robot.revokedAt !== null || robot.expiresAt <= now) return null;
-  return (await secretsEqual(await tokenHash(password), robot.tokenHash)) ? { kind: "robot", name: robot.name, grants: robot.scopes } : null;
+  if (!(await secretsEqual(await tokenHash(password), robot.tokenHash))) return null;
+  return { principal: { kind: "robot", name: robot.name, grants: robot.scopes }, expiresAt: robot.expiresAt };
 }

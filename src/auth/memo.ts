@@ -19,10 +19,11 @@ export class Memo<V> {
     return undefined;
   }
 
-  set(key: string, value: V): void {
+  /** Remembers `value` for the memo's time, or until `ends` (milliseconds since the epoch) if that is sooner. */
+  set(key: string, value: V, ends = Infinity): void {
     this.#entries.delete(key);
     if (this.#entries.size >= this.capacity) this.#entries.delete(this.#entries.keys().next().value!);
-    this.#entries.set(key, { value, until: Date.now() + this.seconds * 1000 });
+    this.#entries.set(key, { value, until: Math.min(ends, Date.now() + this.seconds * 1000) });
   }
 
   clear(): void {

@@ -1,6 +1,6 @@
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env";
-import { Access, basicCredentials, principalNamed, type AuthSettings } from "../auth/access";
+import { Access, basicCredentials, isAnonymousBearer, principalNamed, type AuthSettings } from "../auth/access";
 import { logIn, loginFingerprint } from "../auth/logins";
 import type { Caller } from "../auth/policy";
 import { parseScopes, type Scope } from "../auth/scopes";
@@ -20,7 +20,7 @@ export const token = new Hono<AppEnv>();
 token.get("/token", async (c) => {
   const settings = settingsFor(c, c.req.query("service"));
   const authorization = c.req.header("Authorization");
-  const caller = authorization ? await logInWith(basicCredentials(authorization), settings) : anonymousOr(settings);
+  const caller = authorization && !isAnonymousBearer(authorization) ? await logInWith(basicCredentials(authorization), settings) : anonymousOr(settings);
   return c.json(await issue(c, settings, caller, parseScopes(c.req.queries("scope") ?? []), c.req.query("offline_token") === "true"));
 });
 

@@ -54,8 +54,12 @@ interface Prepared {
 
 interface Endpoint {
   id: string;
-  /** What the caller needs on the repository; "credentials" for GET /v2/, "nothing" for the catalog, which shows each caller what it may pull. */
-  needs: Action[] | "credentials" | "nothing";
+  /**
+   * What the caller needs on the repository; "credentials" for GET /v2/;
+   * "nothing" for the catalog, which shows each caller what it may pull; "login"
+   * for /token, which takes a username and password or none, not a token.
+   */
+  needs: Action[] | "credentials" | "nothing" | "login";
   success: number;
   prepare: (f: Fixture) => Promise<Prepared>;
 }
@@ -146,12 +150,20 @@ const ENDPOINTS: Endpoint[] = [
     },
   },
   { id: "GET /v2/_catalog", needs: "nothing", success: 200, prepare: async () => ({ path: "/v2/_catalog", init: {} }) },
+  {
+    id: "GET /token",
+    needs: "login",
+    success: 200,
+    prepare: async (f) => ({ path: `/token?service=${SERVICE}&scope=repository:${f.repo}:pull`, init: {} }),
+  },
 ];
 
 /** The status an identity should get: success, 401 for bad or missing credentials or a token without the scope, 403 for a known caller without the right. */
 function expectedStatus(endpoint: Endpoint, rights: Rights): number {
   if (rights.kind === "invalid") return 401;
   if (endpoint.needs === "nothing") return endpoint.success;
+  // Known callers refused with 401 are tokens' bearers: /token wants a login instead.
+  if (endpoint.needs === "login") return rights.kind === "known" && rights.refusal === 401 ? 401 : endpoint.success;
   if (rights.kind === "anonymous") return 401;
   if (endpoint.needs === "credentials") return endpoint.success;
   return endpoint.needs.every((action) => rights.actions.includes(action)) ? endpoint.success : rights.refusal;
@@ -234,8 +246,9 @@ describe("access control: every endpoint against every identity", () => {
     const response = await fetchAuthed(prepared.path, { ...prepared.init, headers });
     const expected = expectedStatus(endpoint, identity.rights);
     expect(response.status, await response.clone().text()).toBe(expected);
-    if (response.status === 401) {
-      const challenge = response.headers.get("WWW-Authenticate") ?? "";
+    const challenge = response.headers.get("WWW-Authenticate") ?? "";
+    if (response.status === 401 && endpoint.needs === "login") expect(challenge).toMatch(/^Basic /);
+    if (response.status === 401 && endpoint.needs !== "login") {
       expect(challenge).toContain(`realm="http://registry.test/token"`);
       expect(challenge).toContain(`service="${SERVICE}"`);
     }

@@ -1,3 +1,4 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { administer, basic, createRobot, createUser, fetchAuthed, grant, PASSWORD, uniqueName } from "./auth";
 import { errorCode, pushBlob, randomBytes, uniqueRepo } from "./client";
@@ -78,6 +79,16 @@ describe("the administration API", () => {
     // A revoked robot's name takes a new token; the old one stays dead.
     const renewed = await createRobot(robot, [grant(repo.split("/")[0]!, "pull")]);
     expect((await pull(repo, digest, basic(robot, renewed))).status).toBe(200);
+    expect((await pull(repo, digest, basic(robot, token))).status).toBe(401);
+  });
+
+  it("refuses a robot token once it has expired", async () => {
+    const repo = uniqueRepo(uniqueName("late"));
+    const digest = await pushBlob(repo, randomBytes(10));
+    const robot = uniqueName("late");
+    const token = await createRobot(robot, [grant(repo.split("/")[0]!, "pull")]);
+    // As if its days had passed (the API gives a robot at least one).
+    await env.DB.prepare("UPDATE robots SET expires_at = ?2 WHERE name = ?1").bind(robot, Date.now() - 1000).run();
     expect((await pull(repo, digest, basic(robot, token))).status).toBe(401);
   });
 
