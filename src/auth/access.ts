@@ -14,7 +14,7 @@ export function isAnonymousBearer(authorization: string): boolean {
 }
 
 /** Whether a namespace is public is remembered this long per isolate; a change reaches every request within it. */
-export const PUBLIC_NAMESPACE_SECONDS = 30;
+const PUBLIC_NAMESPACE_SECONDS = 30;
 const publicNamespaces = new Memo<boolean>(PUBLIC_NAMESPACE_SECONDS);
 
 /** Forgets which namespaces are public, when that changes. */

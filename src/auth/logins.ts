@@ -1,3 +1,4 @@
+import { digestBytes, hexOf } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import type { AccessStore } from "../storage/access";
 import { Memo } from "./memo";
@@ -23,8 +24,7 @@ export interface BootstrapAdmin {
 
 /** Robot tokens are random, so a plain SHA-256 keeps them as safe as a slow hash would. */
 export async function tokenHash(token: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  return hexOf(await digestBytes("sha256", new TextEncoder().encode(token)));
 }
 
 /**

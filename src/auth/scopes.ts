@@ -15,10 +15,6 @@ export const ROLE_ACTIONS: Record<Role, readonly Action[]> = {
   admin: ["pull", "push", "delete"],
 };
 
-export function isRole(value: string): value is Role {
-  return (ROLES as readonly string[]).includes(value);
-}
-
 /**
  * A resource a token is asked for or carries, as the token spec writes it:
  * `repository:<name>:<actions>`, or `registry:catalog:*` for the catalog.

@@ -12,9 +12,9 @@ const ALGORITHM = "ES256";
 /** Clocks of the Worker's machines and the clients' differ a little. */
 const LEEWAY_SECONDS = 60;
 /** Access tokens are short-lived: a client asks again, and policy changes reach it soon. */
-export const ACCESS_TOKEN_SECONDS = 300;
+const ACCESS_TOKEN_SECONDS = 300;
 /** Refresh tokens (`offline_token`, `access_type=offline`) stand for a login. */
-export const REFRESH_TOKEN_SECONDS = 30 * 24 * 60 * 60;
+const REFRESH_TOKEN_SECONDS = 30 * 24 * 60 * 60;
 
 /** An entry of a token's `access` claim: what it grants on one resource. */
 export interface AccessClaim {

@@ -45,9 +45,13 @@ export function hexOf(digest: Digest): string {
   return digest.slice(digest.indexOf(":") + 1);
 }
 
+/** Bytes as lowercase hex, as digests spell them. */
+export function toHex(bytes: ArrayBuffer | Uint8Array): string {
+  return Array.from(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 function toDigest(algorithm: Algorithm, hash: ArrayBuffer): Digest {
-  const hex = Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
-  return `${algorithm}:${hex}` as Digest;
+  return `${algorithm}:${toHex(hash)}` as Digest;
 }
 
 export async function digestBytes(algorithm: Algorithm, bytes: ArrayBuffer | ArrayBufferView): Promise<Digest> {

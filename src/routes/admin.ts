@@ -5,6 +5,7 @@ import { callerOf, forgetPublicNamespaces } from "../auth/access";
 import { forgetLogins, tokenHash } from "../auth/logins";
 import { hashPassword } from "../auth/passwords";
 import { NAMESPACE_PATTERN, ROLES } from "../auth/scopes";
+import { toHex } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { authSettingsOf } from "./http";
 
@@ -28,7 +29,7 @@ const NEW_ROBOT = z.object({ name: loginName, scopes: z.array(scope).min(1), day
 
 /** A robot token: a recognisable prefix, then 32 random bytes in hex. */
 function newRobotToken(): string {
-  return `ert_${Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `ert_${toHex(crypto.getRandomValues(new Uint8Array(32)))}`;
 }
 
 admin.use("/admin/*", async (c, next) => {

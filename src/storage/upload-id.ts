@@ -1,3 +1,4 @@
+import { toHex } from "../oci/digest";
 import type { RepositoryName } from "../oci/names";
 
 /*
@@ -14,14 +15,6 @@ const ISSUED_AT = 8;
 const MAC = 32;
 const UPLOAD_ID = new RegExp(`^[0-9a-f]{${OBJECT_ID + ISSUED_AT + MAC}}$`);
 
-/** What a verified upload id names. */
-export interface UploadTicket {
-  /** The hex id of the session's Durable Object. */
-  objectId: string;
-  /** When the POST issued it, in seconds since the epoch. */
-  issuedAt: number;
-}
-
 const keys = new Map<string, Promise<CryptoKey>>();
 
 function keyOf(secret: string): Promise<CryptoKey> {
@@ -36,7 +29,7 @@ function keyOf(secret: string): Promise<CryptoKey> {
 async function macOf(secret: string, repository: RepositoryName, objectId: string, issuedAt: string): Promise<string> {
   const signed = new TextEncoder().encode(`${repository}\n${objectId}\n${issuedAt}`);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await keyOf(secret), signed));
-  return Array.from(mac.subarray(0, MAC / 2), (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(mac.subarray(0, MAC / 2));
 }
 
 export async function issueUploadId(secret: string, repository: RepositoryName, objectId: string, now: number): Promise<string> {
@@ -46,21 +39,19 @@ export async function issueUploadId(secret: string, repository: RepositoryName, 
   return `${objectId}${issuedAt}${await macOf(secret, repository, objectId, issuedAt)}`;
 }
 
-/** The ticket an id carries, if it was issued for this repository less than `maxAgeSeconds` ago. */
+/** The hex id of the session's Durable Object that an id names, if it was issued for this repository less than `maxAgeSeconds` ago. */
 export async function verifyUploadId(
   secret: string,
   repository: RepositoryName,
   uploadId: string,
   now: number,
   maxAgeSeconds: number,
-): Promise<UploadTicket | null> {
+): Promise<string | null> {
   if (!UPLOAD_ID.test(uploadId)) return null;
   const objectId = uploadId.slice(0, OBJECT_ID);
   const issuedHex = uploadId.slice(OBJECT_ID, OBJECT_ID + ISSUED_AT);
   const expected = await macOf(secret, repository, objectId, issuedHex);
   const encoder = new TextEncoder();
   if (!crypto.subtle.timingSafeEqual(encoder.encode(expected), encoder.encode(uploadId.slice(OBJECT_ID + ISSUED_AT)))) return null;
-  const issuedAt = parseInt(issuedHex, 16);
-  if (now / 1000 - issuedAt > maxAgeSeconds) return null;
-  return { objectId, issuedAt };
+  return now / 1000 - parseInt(issuedHex, 16) > maxAgeSeconds ? null : objectId;
 }

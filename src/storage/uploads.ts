@@ -21,9 +21,9 @@ export class Uploads {
 
   /** The upload an id names, if it was issued for this repository and has not expired. */
   async open(repository: RepositoryName, uploadId: string, algorithm: Algorithm): Promise<Upload | null> {
-    const ticket = await verifyUploadId(this.#secret(), repository, uploadId, Date.now(), UPLOAD_LIFETIME_SECONDS);
-    if (!ticket) return null;
-    return new Upload(uploadId, { repository, algorithm }, this.namespace.get(this.namespace.idFromString(ticket.objectId)));
+    const objectId = await verifyUploadId(this.#secret(), repository, uploadId, Date.now(), UPLOAD_LIFETIME_SECONDS);
+    if (!objectId) return null;
+    return new Upload(uploadId, { repository, algorithm }, this.namespace.get(this.namespace.idFromString(objectId)));
   }
 
   #secret(): string {

@@ -92,6 +92,18 @@ describe("the administration API", () => {
     expect((await pull(repo, digest, basic(robot, token))).status).toBe(401);
   });
 
+  it("does not remember a robot's login past the robot's expiry", async () => {
+    const repo = uniqueRepo(uniqueName("soon"));
+    const digest = await pushBlob(repo, randomBytes(10));
+    const robot = uniqueName("soon");
+    const token = await createRobot(robot, [grant(repo.split("/")[0]!, "pull")]);
+    await env.DB.prepare("UPDATE robots SET expires_at = ?2 WHERE name = ?1").bind(robot, Date.now() + 1500).run();
+    expect((await pull(repo, digest, basic(robot, token))).status).toBe(200);
+    // Logins are remembered 60 s, but this one only until the robot expires.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect((await pull(repo, digest, basic(robot, token))).status).toBe(401);
+  });
+
   it("marks namespaces public and private: anyone pulls a public one, without credentials", async () => {
     const repo = uniqueRepo(uniqueName("open"));
     const namespace = repo.split("/")[0]!;
