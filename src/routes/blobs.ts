@@ -17,7 +17,8 @@ const PATH = `/${NAME}/blobs/:digest?`;
 blobs.get(PATH, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const digest = digestOf(c);
-  const blob = await c.var.storage.blobs.stat(repository, digest);
+  // Whether anyone may pull it is asked beside the blob, not after it (usually from memory, else one D1 read).
+  const [blob, shared] = await Promise.all([c.var.storage.blobs.stat(repository, digest), c.var.access.readableByAnyone(repository)]);
   if (!blob) throw new RegistryError("BLOB_UNKNOWN", { digest });
   const headers: Record<string, string> = {
     // Explicit, so nothing on the way compresses the body and drops its length.
@@ -26,7 +27,7 @@ blobs.get(PATH, requires("pull"), async (c) => {
     "Accept-Ranges": "bytes",
     ETag: `"${digest}"`,
     // Content addressed by digest never changes; but only what anyone may pull is for shared caches.
-    "Cache-Control": `${(await c.var.access.readableByAnyone(repository)) ? "public" : "private"}, max-age=31536000, immutable`,
+    "Cache-Control": `${shared ? "public" : "private"}, max-age=31536000, immutable`,
   };
   const range = resolveRange(c.req.header("Range"), blob.size);
   if (range) {
