@@ -8,6 +8,8 @@ const VARS = z.object({
   AUTH_MODE: z.enum(["token", "none"]).default("token"),
   // "accept" stores manifests whose blobs or child manifests the repository lacks (a mirror copying one platform of an index).
   SPARSE_MANIFESTS: z.enum(["reject", "accept"]).default("reject"),
+  // "on": tags are immutable in namespaces where no policy (npm run admin -- policy set) says otherwise.
+  IMMUTABLE_TAGS: z.enum(["off", "on"]).default("off"),
   ...LIMIT_VARS,
 });
 

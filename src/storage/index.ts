@@ -2,6 +2,7 @@ import type { Env } from "../env";
 import { AccessStore } from "./access";
 import { BlobStore } from "./blobs";
 import { ManifestStore } from "./manifests";
+import { PolicyStore } from "./policies";
 import { ReferrerIndex } from "./referrers";
 import { RepositoryIndex } from "./repositories";
 import { TagIndex } from "./tags";
@@ -13,6 +14,7 @@ export interface Storage {
   blobs: BlobStore;
   uploads: Uploads;
   manifests: ManifestStore;
+  policies: PolicyStore;
   tags: TagIndex;
   referrers: ReferrerIndex;
   repositories: RepositoryIndex;
@@ -24,6 +26,7 @@ export function createStorage(env: Env): Storage {
     blobs: new BlobStore(env.DB, env.BLOBS),
     uploads: new Uploads(env.UPLOADS, env.UPLOAD_SECRET),
     manifests: new ManifestStore(env.DB, env.BLOBS),
+    policies: new PolicyStore(env.DB),
     tags: new TagIndex(env.DB),
     referrers: new ReferrerIndex(env.DB),
     repositories: new RepositoryIndex(env.DB),
