@@ -7,11 +7,12 @@ import { hashPassword } from "../auth/passwords";
 import { NAMESPACE_PATTERN, ROLES } from "../auth/scopes";
 import { toHex } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
+import { policyDefaultsOf } from "../storage/policies";
 import { authSettingsOf } from "./http";
 
 /**
  * The administration API that `npm run admin` drives: users, their passwords
- * and grants, robot tokens and public namespaces. JSON in and out, for an
+ * and grants, robot tokens, public namespaces and namespace policies. JSON in and out, for an
  * administrator only. Changes reach this isolate's remembered logins and
  * public namespaces at once, other isolates within their memory's lifetime.
  */
@@ -26,6 +27,10 @@ const scope = z.object({ pattern, role });
 
 const NEW_USER = z.object({ name: loginName, password, admin: z.boolean().default(false) });
 const NEW_ROBOT = z.object({ name: loginName, scopes: z.array(scope).min(1), days: z.number().int().min(1).max(3650).default(90) });
+// The settings a policy sets; those left out stay as they were.
+const POLICY_SETTINGS = z
+  .strictObject({ immutableTags: z.boolean().optional() })
+  .refine((settings) => Object.values(settings).some((value) => value !== undefined), "at least one setting, e.g. immutableTags");
 
 /** A robot token: a recognisable prefix, then 32 random bytes in hex. */
 function newRobotToken(): string {
@@ -109,6 +114,23 @@ admin.put("/admin/namespaces/:name", async (c) => {
   const namespace = parse(loginName, c.req.param("name"));
   const { public: isPublic } = await bodyOf(c, z.object({ public: z.boolean() }));
   await c.var.storage.access.setPublic(namespace, isPublic);
+  return c.body(null, 204);
+});
+
+/** The policies, and the defaults from the vars that apply where none of them sets a setting. */
+admin.get("/admin/policies", async (c) => {
+  const policies = await c.var.storage.policies.list();
+  return c.json({ defaults: policyDefaultsOf(c.var.config), policies: policies.map((policy) => ({ ...policy, updatedAt: isoTime(policy.updatedAt) })) });
+});
+
+admin.put("/admin/policies/:pattern", async (c) => {
+  const policyPattern = parse(pattern, c.req.param("pattern"));
+  await c.var.storage.policies.set(policyPattern, await bodyOf(c, POLICY_SETTINGS));
+  return c.body(null, 204);
+});
+
+admin.delete("/admin/policies/:pattern", async (c) => {
+  if (!(await c.var.storage.policies.remove(c.req.param("pattern")))) throw unknownName(`policy on ${c.req.param("pattern")}`);
   return c.body(null, 204);
 });
 

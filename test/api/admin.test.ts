@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { administer, basic, createRobot, createUser, fetchAuthed, grant, PASSWORD, uniqueName } from "./auth";
-import { errorCode, pushBlob, randomBytes, uniqueRepo } from "./client";
+import { administer, adminAuthorization, basic, createRobot, createUser, fetchAuthed, grant, PASSWORD, uniqueName } from "./auth";
+import { errorCode, fetchWithEnv, pushBlob, randomBytes, uniqueRepo } from "./client";
 
 const pull = (repo: string, digest: string, authorization?: string) =>
   fetchAuthed(`/v2/${repo}/blobs/${digest}`, { method: "HEAD", headers: authorization ? { Authorization: authorization } : {} });
@@ -115,5 +115,57 @@ describe("the administration API", () => {
     expect(((await (await administer("GET", "namespaces/public")).json()) as { namespaces: string[] }).namespaces).toContain(namespace);
     expect((await administer("PUT", `namespaces/${namespace}`, { public: false })).status).toBe(204);
     expect((await pull(repo, digest)).status).toBe(401);
+  });
+});
+
+describe("the administration API: namespace policies", () => {
+  type Listing = { defaults: { immutableTags: boolean }; policies: { pattern: string; immutableTags?: boolean; updatedAt: string }[] };
+  const listing = async () => (await (await administer("GET", "policies")).json()) as Listing;
+
+  it("is for administrators only: 401 without credentials, 403 for a user", async () => {
+    const user = uniqueName("plain");
+    await createUser(user);
+    for (const [method, path] of [["GET", "/admin/policies"], ["PUT", "/admin/policies/x"], ["DELETE", "/admin/policies/x"]] as const) {
+      expect((await fetchAuthed(path, { method })).status).toBe(401);
+      const denied = await fetchAuthed(path, { method, headers: { Authorization: basic(user, PASSWORD), "Content-Type": "application/json" }, body: method === "PUT" ? "{}" : null });
+      expect(denied.status).toBe(403);
+    }
+  });
+
+  it("sets a pattern's policy, lists it with the defaults of the vars, changes it and removes it", async () => {
+    const pattern = `${uniqueName("release")}-*`;
+    expect((await administer("PUT", `policies/${pattern}`, { immutableTags: true })).status).toBe(204);
+    const listed = await listing();
+    expect(listed.defaults).toEqual({ immutableTags: false });
+    expect(listed.policies.find((p) => p.pattern === pattern)).toEqual({ pattern, immutableTags: true, updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+
+    expect((await administer("PUT", `policies/${pattern}`, { immutableTags: false })).status).toBe(204);
+    expect((await listing()).policies.find((p) => p.pattern === pattern)?.immutableTags).toBe(false);
+
+    expect((await administer("DELETE", `policies/${pattern}`)).status).toBe(204);
+    expect((await listing()).policies.find((p) => p.pattern === pattern)).toBeUndefined();
+    const again = await administer("DELETE", `policies/${pattern}`);
+    expect(again.status).toBe(404);
+    expect(await errorCode(again)).toBe("NAME_UNKNOWN");
+  });
+
+  it("lists the defaults the vars give", async () => {
+    const response = await fetchWithEnv({ AUTH_MODE: "token", IMMUTABLE_TAGS: "on" }, "/admin/policies", { headers: { Authorization: adminAuthorization() } });
+    expect(((await response.json()) as Listing).defaults).toEqual({ immutableTags: true });
+  });
+
+  it("refuses a malformed pattern, no setting, an unknown setting or a value of the wrong type (400)", async () => {
+    const pattern = uniqueName("bad");
+    for (const [path, body] of [
+      ["policies/BAD!", { immutableTags: true }],
+      [`policies/${pattern}`, {}],
+      [`policies/${pattern}`, { immutableTags: true, maxBlobBytes: 5 }],
+      [`policies/${pattern}`, { immutableTags: "on" }],
+    ] as const) {
+      const refused = await administer("PUT", path, body);
+      expect(refused.status).toBe(400);
+      expect(await errorCode(refused)).toBe("UNSUPPORTED");
+    }
+    expect((await listing()).policies.find((p) => p.pattern === pattern)).toBeUndefined();
   });
 });
