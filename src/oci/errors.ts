@@ -30,11 +30,15 @@ export interface RegistryErrorOptions {
   /** Overrides the code's usual status where the case asks for another (404 for no route, 413, 409 for a blob still referenced). */
   status?: number;
   headers?: Record<string, string>;
+  /** Replaces the code's usual message where clients print only the message (docker, podman) and the case needs words. */
+  message?: string;
 }
 
 export class RegistryError extends Error {
   readonly status: number;
   readonly headers: Record<string, string>;
+  /** The body's message (Error's own `message` is for logs). */
+  readonly clientMessage: string;
 
   constructor(
     readonly code: ErrorCode,
@@ -45,12 +49,13 @@ export class RegistryError extends Error {
     this.name = "RegistryError";
     this.status = options.status ?? ERROR_CODES[code].status;
     this.headers = options.headers ?? {};
+    this.clientMessage = options.message ?? ERROR_CODES[code].message;
   }
 
   /** The spec's error body: `{"errors":[{"code","message","detail"}]}`. */
   toJSON(): { errors: { code: ErrorCode; message: string; detail?: unknown }[] } {
     return {
-      errors: [{ code: this.code, message: ERROR_CODES[this.code].message, ...(this.detail === undefined ? {} : { detail: this.detail }) }],
+      errors: [{ code: this.code, message: this.clientMessage, ...(this.detail === undefined ? {} : { detail: this.detail }) }],
     };
   }
 }

@@ -1,7 +1,9 @@
+import { namespaceOf } from "../auth/scopes";
 import type { Digest } from "../oci/digest";
 import type { ParsedManifest } from "../oci/manifest";
 import type { Reference, RepositoryName, Tag } from "../oci/names";
 import { manifestObjectKey } from "./keys";
+import { immutableTagsIn, immutableTagsPolicyIn, type PolicyDefaults } from "./policies";
 
 /** What HEAD needs: no bytes. */
 export interface ManifestHead {
@@ -23,13 +25,33 @@ export interface NewManifest {
 // Manifests up to this size live in their D1 row (rows hold 2 MB with the rest of the row); larger ones in R2.
 const INLINE_BYTES = 950_000;
 
-/** What a PUT came to: the manifest stored, or refused for the digests its repository lacks. */
-export type PutResult = { stored: true } | { stored: false; missing: Digest[] };
+/** A tag that keeps its digest, and the policy that says so (null: the IMMUTABLE_TAGS default). */
+export interface ImmutableTag {
+  tag: Tag;
+  digest: Digest;
+  policy: string | null;
+}
+
+/** What a PUT came to: the manifest stored, or refused for the digests its repository lacks or for tags it would move. */
+export type PutResult = { stored: true } | { stored: false; missing: Digest[] } | { stored: false; immutable: ImmutableTag[] };
+
+/** What a DELETE came to: nothing there, or refused for immutable tags it would remove. */
+export type DeleteResult = "deleted" | "unknown" | { immutable: ImmutableTag[] };
 
 // Over ?1 repository, ?2 manifest digest, ?3 and ?4 the blobs and manifests it references (JSON arrays).
 const MISSING = `SELECT value AS digest FROM json_each(?3) WHERE NOT EXISTS (SELECT 1 FROM repository_blobs WHERE repository = ?1 AND digest = value)
   UNION SELECT value FROM json_each(?4) WHERE NOT EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = value)`;
 const STORED = "EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = ?2)";
+
+/**
+ * SQL, true when a tag of repository ?1 among those of the JSON array in
+ * parameter `tags` points at a digest other than ?2 in a namespace (parameter
+ * `namespace`) where tags are immutable (the default in parameter `fallback`).
+ */
+function movesImmutableTag(tags: string, namespace: string, fallback: string): string {
+  return `(EXISTS (SELECT 1 FROM tags WHERE repository = ?1 AND name IN (SELECT value FROM json_each(${tags})) AND digest <> ?2)
+    AND ${immutableTagsIn(namespace, fallback)})`;
+}
 
 type HeadRow = { digest: Digest; media_type: string; size: number };
 type BodyRow = HeadRow & { content: ArrayBuffer | null; object_key: string | null };
@@ -75,11 +97,13 @@ export class ManifestStore {
   /**
    * Stores the manifest (bytes as pushed) and points the tags at it, unless it
    * references blobs or manifests the repository does not hold and is not
-   * `sparse`: then nothing is written and the missing digests come back (a
-   * manifest the repository already stores is only tagged). One transaction
-   * checks and writes, so a blob DELETE cannot land between them.
+   * `sparse`, or would move a tag that its namespace's policies make
+   * immutable: then nothing is written, and the missing digests or the tags
+   * held come back (a manifest the repository already stores is only tagged).
+   * One transaction checks and writes, so neither a blob DELETE nor another
+   * PUT of the same tag can land between them.
    */
-  async put(repository: RepositoryName, manifest: NewManifest, tags: Tag[], { sparse }: { sparse: boolean }): Promise<PutResult> {
+  async put(repository: RepositoryName, manifest: NewManifest, tags: Tag[], { sparse, defaults }: { sparse: boolean; defaults: PolicyDefaults }): Promise<PutResult> {
     const { digest, bytes, parsed } = manifest;
     const inline = bytes.length <= INLINE_BYTES;
     const now = Date.now();
@@ -89,11 +113,12 @@ export class ManifestStore {
     // where any later push of the same manifest writes the same bytes.
     if (!inline) await this.bucket.put(manifestObjectKey(digest), bytes);
     const references = [repository, digest, JSON.stringify(parsed.blobs), JSON.stringify(parsed.manifests)];
-    const results = await this.db.batch<{ digest: Digest }>([
+    const tagRules = [JSON.stringify(tags), namespaceOf(repository), defaults.immutableTags ? 1 : 0];
+    const results = await this.db.batch<{ digest: Digest } & ImmutableTag>([
       this.db
         .prepare(
           `INSERT INTO manifests (repository, digest, media_type, size, content, object_key, subject, artifact_type, annotations, created_at)
-           SELECT ?1, ?2, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE ?13 OR NOT EXISTS (${MISSING})
+           SELECT ?1, ?2, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE (?13 OR NOT EXISTS (${MISSING})) AND NOT ${movesImmutableTag("?14", "?15", "?16")}
            ON CONFLICT DO NOTHING`,
         )
         .bind(
@@ -107,6 +132,7 @@ export class ManifestStore {
           annotations,
           now,
           sparse ? 1 : 0,
+          ...tagRules,
         ),
       // Each write from here on happens only if the manifest is stored.
       this.db
@@ -118,31 +144,56 @@ export class ManifestStore {
         )
         .bind(...references),
       this.db.prepare(`INSERT INTO repositories (name, created_at) SELECT ?1, ?3 WHERE ${STORED} ON CONFLICT DO NOTHING`).bind(repository, digest, now),
+      // All the tags or none: whether one would move is asked before any is written.
       this.db
         .prepare(
-          `INSERT INTO tags (repository, name, digest, updated_at) SELECT ?1, value, ?2, ?3 FROM json_each(?4) WHERE ${STORED}
+          `INSERT INTO tags (repository, name, digest, updated_at) SELECT ?1, value, ?2, ?6 FROM json_each(?3) WHERE ${STORED} AND NOT ${movesImmutableTag("?3", "?4", "?5")}
            ON CONFLICT (repository, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
         )
-        .bind(repository, digest, now, JSON.stringify(tags)),
+        .bind(repository, digest, ...tagRules, now),
       this.db.prepare(`SELECT digest FROM (${MISSING}) WHERE NOT ${STORED}`).bind(...references),
+      // Empty once the tags point at this manifest: what is left are the tags held elsewhere.
+      this.db
+        .prepare(
+          `SELECT name AS tag, digest, ${immutableTagsPolicyIn("?4")} AS policy FROM tags
+           WHERE repository = ?1 AND name IN (SELECT value FROM json_each(?3)) AND digest <> ?2 AND ${immutableTagsIn("?4", "?5")}`,
+        )
+        .bind(repository, digest, ...tagRules),
     ]);
+    const immutable: ImmutableTag[] = results[5]!.results;
+    if (immutable.length > 0) return { stored: false, immutable };
     const missing = results[4]!.results.map((r) => r.digest);
     return missing.length === 0 ? { stored: true } : { stored: false, missing };
   }
 
-  async deleteTag(repository: RepositoryName, tag: Tag): Promise<boolean> {
-    const result = await this.db.prepare("DELETE FROM tags WHERE repository = ?1 AND name = ?2").bind(repository, tag).run();
-    return result.meta.changes > 0;
+  /** Deletes a tag, unless its namespace's policies make tags immutable: deleting and pushing again would move it. */
+  async deleteTag(repository: RepositoryName, tag: Tag, defaults: PolicyDefaults): Promise<DeleteResult> {
+    const [deleted, held] = await this.db.batch<ImmutableTag>([
+      this.db.prepare(`DELETE FROM tags WHERE repository = ?1 AND name = ?2 AND NOT ${immutableTagsIn("?3", "?4")}`).bind(repository, tag, namespaceOf(repository), defaults.immutableTags ? 1 : 0),
+      this.db.prepare(`SELECT name AS tag, digest, ${immutableTagsPolicyIn("?3")} AS policy FROM tags WHERE repository = ?1 AND name = ?2`).bind(repository, tag, namespaceOf(repository)),
+    ]);
+    if (deleted!.meta.changes > 0) return "deleted";
+    return held!.results.length > 0 ? { immutable: held!.results } : "unknown";
   }
 
-  /** Deletes a manifest with its tags; as a referrer it disappears with its row. */
-  async delete(repository: RepositoryName, digest: Digest): Promise<boolean> {
-    const results = await this.db.batch([
-      this.db.prepare("DELETE FROM tags WHERE repository = ?1 AND digest = ?2").bind(repository, digest),
-      this.db.prepare("DELETE FROM manifest_references WHERE repository = ?1 AND manifest_digest = ?2").bind(repository, digest),
-      this.db.prepare("DELETE FROM manifests WHERE repository = ?1 AND digest = ?2").bind(repository, digest),
+  /**
+   * Deletes a manifest with its tags; as a referrer it disappears with its
+   * row. A tagged manifest where tags are immutable stays, with its tags.
+   */
+  async delete(repository: RepositoryName, digest: Digest, defaults: PolicyDefaults): Promise<DeleteResult> {
+    const rules = [repository, digest, namespaceOf(repository), defaults.immutableTags ? 1 : 0];
+    const held = `(EXISTS (SELECT 1 FROM tags WHERE repository = ?1 AND digest = ?2) AND ${immutableTagsIn("?3", "?4")})`;
+    const results = await this.db.batch<ImmutableTag>([
+      this.db.prepare(`DELETE FROM manifest_references WHERE repository = ?1 AND manifest_digest = ?2 AND NOT ${held}`).bind(...rules),
+      this.db.prepare(`DELETE FROM manifests WHERE repository = ?1 AND digest = ?2 AND NOT ${held}`).bind(...rules),
+      this.db.prepare(`DELETE FROM tags WHERE repository = ?1 AND digest = ?2 AND NOT ${STORED}`).bind(repository, digest),
+      // Left only when the manifest stayed: enough of its tags to name them, the tags list has the rest.
+      this.db
+        .prepare(`SELECT name AS tag, digest, ${immutableTagsPolicyIn("?3")} AS policy FROM tags WHERE repository = ?1 AND digest = ?2 ORDER BY name LIMIT 10`)
+        .bind(repository, digest, namespaceOf(repository)),
     ]);
-    return (results[2]?.meta.changes ?? 0) > 0;
+    if (results[1]!.meta.changes > 0) return "deleted";
+    return results[3]!.results.length > 0 ? { immutable: results[3]!.results } : "unknown";
   }
 }
 
