@@ -8,11 +8,12 @@ import { grants } from "./admin/grants.mjs";
 import { helpText, usageOf } from "./admin/help.mjs";
 import { keys } from "./admin/keys.mjs";
 import { namespaces } from "./admin/namespaces.mjs";
+import { policies } from "./admin/policies.mjs";
 import { robots } from "./admin/robots.mjs";
 import { targetOf } from "./admin/target.mjs";
 import { users } from "./admin/users.mjs";
 
-const GROUPS = [users, grants, robots, namespaces, keys];
+const GROUPS = [users, grants, robots, namespaces, policies, keys];
 const COMMANDS = GROUPS.flatMap((group) => group.commands);
 
 /** Every option any command takes; each command says which of the rest are its own. */
@@ -25,6 +26,7 @@ const OPTIONS = {
   admin: { type: "boolean" },
   scope: { type: "string", multiple: true },
   days: { type: "string" },
+  "immutable-tags": { type: "string" },
 };
 const EVERY_COMMAND_TAKES = ["url", "remote", "json", "help"];
 

@@ -15,7 +15,7 @@ export function helpText(groups) {
   return [
     "Usage: npm run admin -- <command> [--url URL | --remote URL] [--json]",
     "",
-    "Administers a registry through its HTTP API (/admin/): users, grants, robots, public namespaces.",
+    "Administers a registry through its HTTP API (/admin/): users, grants, robots, public namespaces, policies.",
     ...commands,
     "",
     "Which registry",
@@ -33,6 +33,7 @@ export function helpText(groups) {
     "  npm run admin -- grant alice team push",
     "  npm run admin -- robot add ci --scope team=push --days 30",
     "  npm run admin -- namespace public team",
+    "  npm run admin -- policy set 'release-*' --immutable-tags on",
     "  npm run admin -- --remote https://registry.example.com user list",
   ].join("\n");
 }

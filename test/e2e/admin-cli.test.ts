@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, inject, it } from "vitest";
-import { registryFetch, sha256 } from "./clients";
+import { attempt, MEDIA_TYPES, registryFetch, sha256 } from "./clients";
 import { freePort } from "./registry-server";
 
 /**
@@ -257,6 +257,91 @@ describe("namespace public, private and list", () => {
   });
 });
 
+/** Two image manifests (an annotation apart) over a config the administrator pushes into `repo`. */
+async function twoManifests(repo: string): Promise<[Uint8Array, Uint8Array]> {
+  const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }));
+  expect(await pushStatus(admin, repo, config)).toBe(201);
+  const manifest = (n: number) =>
+    new TextEncoder().encode(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPES.ociManifest,
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length },
+        layers: [],
+        annotations: { n: String(n) },
+      }),
+    );
+  return [manifest(1), manifest(2)];
+}
+
+/** Pushes a manifest under a tag as the administrator: 201, or the status refusing it. */
+function tagStatus(repo: string, tag: string, manifest: Uint8Array): Promise<number> {
+  const init = { method: "PUT", headers: { "Content-Type": MEDIA_TYPES.ociManifest }, body: manifest };
+  return withToken(admin, `repository:${repo}:pull,push`, `/v2/${repo}/manifests/${tag}`, init);
+}
+
+describe("policy set, remove and list", () => {
+  it("policy set --immutable-tags on holds the tags of the namespaces its pattern matches, until policy remove", async () => {
+    const prefix = unique("frozen");
+    const pattern = `${prefix}-*`;
+    const repo = `${prefix}-one/app`;
+    const [first, second] = await twoManifests(repo);
+
+    expect(await administer("policy", "set", pattern, "--immutable-tags", "on")).toContain(`Policy on ${pattern}: immutable-tags=on.`);
+    expect(await tagStatus(repo, "1.0", first)).toBe(201);
+    expect(await tagStatus(repo, "1.0", second)).toBe(403);
+    expect(await tagStatus(repo, "1.0", first)).toBe(201);
+    expect(await withToken(admin, `repository:${repo}:delete`, `/v2/${repo}/manifests/1.0`, { method: "DELETE" })).toBe(403);
+
+    const lines = (await administer("policy", "list")).trimEnd().split("\n");
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${pattern.replace("*", "\\*")} +immutable-tags=on$`)));
+    expect(lines.at(-1)).toBe("Defaults where no policy sets it: immutable-tags=off");
+    const listed = JSON.parse(await administer("policy", "list", "--json")) as { policies: { pattern: string }[] };
+    expect(listed.policies).toContainEqual({ pattern, immutableTags: true, updatedAt: expect.any(String) });
+
+    expect(await administer("policy", "remove", pattern)).toContain(`Removed the policy on ${pattern}.`);
+    expect(await tagStatus(repo, "1.0", second)).toBe(201);
+    expect(await administer("policy", "list")).not.toContain(pattern);
+  });
+
+  it("policy set --immutable-tags off exempts a namespace only where no other matching policy says on", async () => {
+    const prefix = unique("thawed");
+    await administer("policy", "set", `${prefix}-*`, "--immutable-tags", "on");
+    await administer("policy", "set", `${prefix}-scratch`, "--immutable-tags", "off");
+    const repo = `${prefix}-scratch/app`;
+    const [first, second] = await twoManifests(repo);
+    expect(await tagStatus(repo, "1.0", first)).toBe(201);
+    expect(await tagStatus(repo, "1.0", second)).toBe(403);
+    await administer("policy", "remove", `${prefix}-*`);
+    expect(await tagStatus(repo, "1.0", second)).toBe(201);
+  });
+
+  it("a client pushing over a held tag is told which tag, where it points and which policy holds it", async () => {
+    const namespace = unique("held");
+    const repo = `${namespace}/app`;
+    const [first, second] = await twoManifests(repo);
+    expect(await tagStatus(repo, "1.0", first)).toBe(201);
+    expect(await tagStatus(repo, "next", second)).toBe(201);
+    await administer("policy", "set", namespace, "--immutable-tags", "on");
+
+    const creds = `${admin.username}:${admin.password}`;
+    const copy = await attempt("skopeo", ["copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--src-creds", creds, "--dest-creds", creds, `docker://${registry}/${repo}:next`, `docker://${registry}/${repo}:1.0`]);
+    expect(copy.code).not.toBe(0);
+    expect(copy.stderr).toContain(`tag 1.0 is immutable (namespace policy ${namespace}): it points at ${sha256(first)}`);
+  });
+
+  it("policy set without a setting, or with one neither on nor off, is refused before any request; removing no policy is the API's 404", async () => {
+    for (const args of [[], ["--immutable-tags", "yes"]]) {
+      const refused = await runAdmin("policy", "set", unique("team"), ...args);
+      expect(refused.status).toBe(2);
+      expect(refused.stderr).toMatch(/--immutable-tags/);
+    }
+    const missing = await runAdmin("policy", "remove", unique("team"));
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain("404 NAME_UNKNOWN");
+  });
+});
+
 describe("the registry administered, and the login sent", () => {
   it("--remote takes the administrator's login from ADMIN_USERNAME and ADMIN_PASSWORD in the environment", async () => {
     const namespace = unique("remote");
@@ -293,7 +378,7 @@ describe("the registry administered, and the login sent", () => {
   it("npm run admin -- help lists the commands of every group and the options that pick the registry", async () => {
     const help = await runCommand("npm", ["run", "admin", "--", "help"]);
     expect(help.status).toBe(0);
-    for (const usage of ["user add <name>", "grant <user> <pattern>", "robot add <name> --scope", "namespace public <namespace>", "keys", "--url URL", "--remote URL"]) {
+    for (const usage of ["user add <name>", "grant <user> <pattern>", "robot add <name> --scope", "namespace public <namespace>", "policy set <pattern> --immutable-tags", "keys", "--url URL", "--remote URL"]) {
       expect(help.stdout).toContain(usage);
     }
   });
