@@ -1,6 +1,7 @@
 import type { Digest } from "../oci/digest";
 import type { ParsedManifest } from "../oci/manifest";
 import type { Reference, RepositoryName, Tag } from "../oci/names";
+import type { Database } from "./database";
 import { manifestObjectKey } from "./keys";
 
 /** What HEAD needs: no bytes. */
@@ -40,7 +41,7 @@ const BODY_COLUMNS = `${HEAD_COLUMNS}, m.content, m.object_key`;
 /** Manifests by repository and digest, reached directly or through a tag. */
 export class ManifestStore {
   constructor(
-    private readonly db: D1Database,
+    private readonly db: Database,
     private readonly bucket: R2Bucket,
   ) {}
 
