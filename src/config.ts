@@ -8,6 +8,8 @@ const VARS = z.object({
   AUTH_MODE: z.enum(["token", "none"]).default("token"),
   // "accept" stores manifests whose blobs or child manifests the repository lacks (a mirror copying one platform of an index).
   SPARSE_MANIFESTS: z.enum(["reject", "accept"]).default("reject"),
+  // "on": every response carries its cost (Registry-Cost), for tests and the benchmark.
+  COST_HEADER: z.enum(["on", "off"]).default("off"),
   ...LIMIT_VARS,
 });
 
