@@ -10,16 +10,21 @@ const TEST_SECRETS = {
   ADMIN_PASSWORD: "test-admin-password",
 };
 
+/** The start of the Worker's per-request log line as the console prints it, colours or not. */
+const REQUEST_LOG = /^\{\s*event: (?:\x1b\[\d+m)?'request'/;
+
 export default defineConfig({
   test: {
+    // Under SELF.fetch every request logs its cost (test/api/cost-meter.test.ts checks the line): kept out of the output.
+    onConsoleLog: (log) => !REQUEST_LOG.test(log),
     projects: [
       {
         // The HTTP API, called through SELF.fetch inside workerd with local R2, D1 and Durable Objects.
         plugins: [
           cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
-            // Most suites test the API itself, with auth off; the access suites turn it on per request.
-            miniflare: { bindings: { TEST_MIGRATIONS: await readD1Migrations("./migrations"), AUTH_MODE: "none", ...TEST_SECRETS } },
+            // Most suites test the API itself, with auth off; the access suites turn it on per request. The cost meter's suite reads its header.
+            miniflare: { bindings: { TEST_MIGRATIONS: await readD1Migrations("./migrations"), AUTH_MODE: "none", COST_HEADER: "on", ...TEST_SECRETS } },
           })),
         ],
         test: {

@@ -1,4 +1,5 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
+import { routePath } from "hono/route";
 import type { AppEnv } from "./app-env";
 import { Access, callerOf } from "./auth/access";
 import { configOf } from "./config";
@@ -14,6 +15,7 @@ import { tags } from "./routes/tags";
 import { token } from "./routes/token";
 import { uploads } from "./routes/uploads";
 import { createStorage } from "./storage";
+import { Meter } from "./storage/meter";
 
 /** The registry: the OCI Distribution API under /v2/, its token service at /token, and its administration under /admin/. */
 export function createApp(): Hono<AppEnv> {
@@ -21,9 +23,13 @@ export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
 
   app.use("*", async (c, next) => {
-    c.set("storage", createStorage(c.env));
+    const meter = new Meter();
+    c.set("meter", meter);
+    c.set("storage", createStorage(c.env, meter));
     c.set("config", configOf(c.env));
+    // Whatever answered, a route or onError, the response is in c.res by now.
     await next();
+    report(c, meter);
   });
 
   // Every API request has its caller, and what it may do, settled before its route runs.
@@ -53,6 +59,16 @@ export function createApp(): Hono<AppEnv> {
     return errorResponse(new RegistryError("UNKNOWN", "internal error; the registry's log has the details"));
   });
   return app;
+}
+
+/** One log line per request with what it cost, and with COST_HEADER on, the cost in a header too. */
+function report(c: Context<AppEnv>, meter: Meter): void {
+  const response = c.res;
+  // Bodies the runtime measures as it sends them (JSON pages and errors) announce no length here and are not counted.
+  if (response.body) meter.count("bytesOut", Number(response.headers.get("Content-Length") ?? 0));
+  // The route's pattern, not the path: names and digests would make every line unique.
+  console.log({ event: "request", method: c.req.method, route: routePath(c, -1), status: response.status, cost: meter.cost });
+  if (c.var.config.COST_HEADER === "on") c.header("Registry-Cost", JSON.stringify(meter.cost));
 }
 
 let warned = false;

@@ -10,6 +10,8 @@ const VARS = z.object({
   SPARSE_MANIFESTS: z.enum(["reject", "accept"]).default("reject"),
   // "on": tags are immutable in namespaces where no policy (npm run admin -- policy set) says otherwise.
   IMMUTABLE_TAGS: z.enum(["off", "on"]).default("off"),
+  // "on": every response carries its cost (Registry-Cost), for tests and the benchmark.
+  COST_HEADER: z.enum(["on", "off"]).default("off"),
   ...LIMIT_VARS,
 });
 

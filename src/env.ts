@@ -21,4 +21,5 @@ export interface Env {
   MAX_MANIFEST_DESCRIPTORS?: string;
   MAX_ANNOTATION_BYTES?: string;
   MAX_REFERRERS_PAGE_BYTES?: string;
+  COST_HEADER?: string;
 }

@@ -6,6 +6,7 @@ import { DEFAULT_ALGORITHM, parseDigest, type Digest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { parseReference, parseRepositoryName, type Reference, type RepositoryName } from "../oci/names";
 import { uploadRange } from "../oci/range";
+import type { Meter } from "../storage/meter";
 import type { Upload } from "../storage/uploads";
 
 /**
@@ -72,8 +73,11 @@ export function uploadHeaders(upload: Upload, size: number): Record<string, stri
   };
 }
 
-/** The request body, or null as soon as it announces or brings more than `limit` bytes; 400 if it breaks off. */
-export async function readBounded(request: Request, limit: number): Promise<Uint8Array | null> {
+/**
+ * The request body, or null as soon as it announces or brings more than
+ * `limit` bytes; 400 if it breaks off. What it read is counted on `meter`.
+ */
+export async function readBounded(request: Request, limit: number, meter: Meter): Promise<Uint8Array | null> {
   const declared = Number(request.headers.get("Content-Length") ?? 0);
   if (declared > limit) return null;
   if (!request.body) return new Uint8Array();
@@ -82,6 +86,7 @@ export async function readBounded(request: Request, limit: number): Promise<Uint
   try {
     for await (const chunk of request.body) {
       length += chunk.length;
+      meter.count("bytesIn", chunk.length);
       if (length > limit) return null;
       chunks.push(chunk);
     }

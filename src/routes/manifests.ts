@@ -42,7 +42,7 @@ manifests.put(PATH, requires("pull", "push"), async (c) => {
   const reference = referenceOf(c);
   const extraTags = c.req.queries("tag")?.map(parseTag) ?? [];
   const { config, storage } = c.var;
-  const bytes = await readBounded(c.req.raw, config.MAX_MANIFEST_BYTES);
+  const bytes = await readBounded(c.req.raw, config.MAX_MANIFEST_BYTES, c.var.meter);
   if (!bytes) throw manifestTooLarge(config);
   const digest = await digestBytes(reference.kind === "digest" ? algorithmOf(reference.digest) : "sha256", bytes);
   if (reference.kind === "digest" && reference.digest !== digest) {

@@ -1,4 +1,5 @@
 import type { Role } from "../auth/scopes";
+import type { Database } from "./database";
 
 /** A role on the namespaces a pattern matches. */
 export interface Grant {
@@ -38,7 +39,7 @@ const NAMESPACE_IN_USE = "EXISTS (SELECT 1 FROM repositories WHERE name = ?1 OR 
 
 /** Users, their grants, robot tokens, public namespaces and failed logins, in D1. */
 export class AccessStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: Database) {}
 
   /** A user with their grants, in one query. */
   async user(name: string): Promise<StoredUser | null> {

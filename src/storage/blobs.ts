@@ -1,6 +1,7 @@
 import type { Digest } from "../oci/digest";
 import type { ByteRange } from "../oci/range";
 import type { RepositoryName } from "../oci/names";
+import type { Database } from "./database";
 
 /** A blob as a repository holds it: its size and where its bytes are. */
 export interface StoredBlob {
@@ -18,7 +19,7 @@ const REFERENCING = "SELECT manifest_digest FROM manifest_references WHERE repos
 /** Blobs: bytes in R2, shared by digest; which repositories hold them, in D1. */
 export class BlobStore {
   constructor(
-    private readonly db: D1Database,
+    private readonly db: Database,
     private readonly bucket: R2Bucket,
   ) {}
 

@@ -1,3 +1,5 @@
+import type { Meter } from "./meter";
+
 /** The request body broke off (the connection dropped, its chunked encoding was malformed) or ended before its announced length. */
 export class IncompleteBody extends Error {
   constructor(readonly received: number) {
@@ -27,7 +29,7 @@ export interface Filled {
  * straight into the buffer it is used from and nothing is copied on the way.
  * A body that breaks off is an IncompleteBody, one that brings more than
  * `bodyLimit` bytes a BodyOverflow; a failing stored object is the server's
- * own error.
+ * own error. Body bytes are counted on `meter` as they are read.
  */
 export class ByteSource {
   readonly #streams: { stream: ReadableStream<Uint8Array>; isBody: boolean }[] = [];
@@ -35,7 +37,12 @@ export class ByteSource {
   /** Bytes of the request body read so far. */
   bodyBytes = 0;
 
-  constructor(stored: ReadableStream<Uint8Array> | null, body: ReadableStream<Uint8Array> | null, readonly bodyLimit: number) {
+  constructor(
+    stored: ReadableStream<Uint8Array> | null,
+    body: ReadableStream<Uint8Array> | null,
+    readonly bodyLimit: number,
+    private readonly meter: Meter,
+  ) {
     if (stored) this.#streams.push({ stream: stored, isBody: false });
     if (body) this.#streams.push({ stream: body, isBody: true });
   }
@@ -61,6 +68,7 @@ export class ByteSource {
       filled += result.value.length;
       if (current.isBody) {
         this.bodyBytes += result.value.length;
+        this.meter.count("bytesIn", result.value.length);
         if (this.bodyBytes > this.bodyLimit) throw new BodyOverflow(this.bodyLimit);
       }
       if (result.done) {

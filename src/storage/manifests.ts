@@ -2,6 +2,7 @@ import { namespaceOf } from "../auth/scopes";
 import type { Digest } from "../oci/digest";
 import type { ParsedManifest } from "../oci/manifest";
 import type { Reference, RepositoryName, Tag } from "../oci/names";
+import type { Database } from "./database";
 import { manifestObjectKey } from "./keys";
 import { immutableTagsIn, immutableTagsPolicyIn, type PolicyDefaults } from "./policies";
 
@@ -62,7 +63,7 @@ const BODY_COLUMNS = `${HEAD_COLUMNS}, m.content, m.object_key`;
 /** Manifests by repository and digest, reached directly or through a tag. */
 export class ManifestStore {
   constructor(
-    private readonly db: D1Database,
+    private readonly db: Database,
     private readonly bucket: R2Bucket,
   ) {}
 

@@ -1,4 +1,5 @@
 import type { Config } from "../config";
+import type { Database } from "./database";
 
 /**
  * What a namespace policy may set (migrations/0003_policies.sql). A setting
@@ -43,7 +44,7 @@ export function immutableTagsPolicyIn(namespace: string): string {
 
 /** The namespace policies in D1, set by the administrator. Requests read them inside their own statements (see immutableTagsIn). */
 export class PolicyStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: Database) {}
 
   async list(): Promise<NamespacePolicy[]> {
     const { results } = await this.db.prepare("SELECT pattern, immutable_tags, updated_at FROM namespace_policies ORDER BY pattern").all<PolicyRow>();

@@ -1,10 +1,11 @@
 import type { PageRequest } from "../oci/pagination";
 import type { RepositoryName } from "../oci/names";
+import type { Database } from "./database";
 import { toPage, type Page } from "./page";
 
 /** Tag listing: a range scan of the (repository, name) key, as cheap deep in as at the start. */
 export class TagIndex {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: Database) {}
 
   async list(repository: RepositoryName, page: PageRequest): Promise<Page<string>> {
     if (page.limit === 0) return { items: [], more: false };

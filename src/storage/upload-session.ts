@@ -4,12 +4,14 @@ import { algorithmOf, digestBytes, digestStream, Hasher, hexOf, type Algorithm, 
 import type { RepositoryName } from "../oci/names";
 import { BlobStore } from "./blobs";
 import { BodyOverflow, ByteSource, IncompleteBody } from "./byte-source";
+import type { Database } from "./database";
 import { blobObjectKey } from "./keys";
 import { leaseBuffers, type Lease } from "./memory-budget";
+import { Meter, meterD1, meterR2, type Metered } from "./meter";
 import { BLOCK_BYTES, putWhole } from "./object-writer";
 import { cutIntoParts, firstBufferBytes, MAX_UPLOAD_BYTES } from "./part-writer";
 import { refused, type UploadFailure, type UploadResult } from "./upload-result";
-import { UploadStateStore, type Part, type UploadState } from "./upload-state";
+import { createUploadTables, UploadStateStore, type Part, type UploadState } from "./upload-state";
 
 /**
  * Who a request acts for: the repository in its path, and the algorithm to
@@ -45,6 +47,17 @@ interface Written {
   hash: RunningHash | null;
 }
 
+/**
+ * What one call reaches storage through, metered for that call alone: calls
+ * to one object interleave while one of them waits for R2 or D1.
+ */
+interface Io {
+  meter: Meter;
+  bucket: R2Bucket;
+  blobs: BlobStore;
+  state: UploadStateStore;
+}
+
 /** The isolate's upload buffers are all in use. */
 class BuffersExhausted extends Error {}
 
@@ -71,44 +84,49 @@ const MAX_OBJECT_BYTES = 5 * 1024 ** 3 - 5 * 1024 ** 2;
  * memory between requests while the object lives. It is trusted only while it
  * covers exactly the committed bytes; when the object was evicted or a request
  * failed, completion hashes the assembled object instead.
+ *
+ * Each call answers with what it cost here (R2 and D1 operations, SQLite
+ * rows, body bytes read), which the Worker adds to its request's meter; a
+ * call that throws reports none.
  */
 export class UploadSession extends DurableObject<Env> {
   /** The data request under way, if any. */
   #writing: Promise<unknown> | null = null;
   #hash: RunningHash | null = null;
-  readonly #state: UploadStateStore;
-  protected readonly blobs: BlobStore;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.#state = new UploadStateStore(ctx.storage);
-    this.blobs = new BlobStore(env.DB, env.BLOBS);
+    createUploadTables(ctx.storage);
   }
 
-  async status(target: SessionTarget): Promise<UploadResult<{ size: number }>> {
-    const state = await this.#current(target);
-    return state ? { ok: true, size: state.size } : refused({ reason: "unknown" });
+  status(target: SessionTarget): Promise<Metered<UploadResult<{ size: number }>>> {
+    return this.#metered(async (io) => {
+      const state = await this.#current(io, target);
+      return state ? { ok: true, size: state.size } : refused({ reason: "unknown" });
+    });
   }
 
   /**
    * PATCH: appends a chunk. A chunk that says where it starts must start where
    * the upload ends; one that says its length must bring exactly that many bytes.
    */
-  async append(target: SessionTarget, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<UploadResult<{ size: number }>> {
-    const state = await this.#current(target);
-    if (!state) return refused({ reason: "unknown" });
-    if (state.kind === "publishing") return refused({ reason: "completing", size: state.size });
-    const refusal = this.#refuseChunk(state, chunk);
-    if (refusal) return refused(refusal);
-    return this.#exclusive(state, chunk.length, async () => {
-      // A chunk with a Content-Range is one of several; without one, a first request with a length usually brings the whole blob.
-      if (state.kind === "empty" && chunk.start === undefined && fitsOneObject(chunk.length)) {
-        const object = await this.#putObject(state, body, chunk.length);
-        return { ok: true, size: object.size };
-      }
-      const written = await this.#writeParts(state, body, chunk.length);
-      if (!(await this.#commitParts(state, written))) return refused({ reason: "unknown" });
-      return { ok: true, size: written.next.size };
+  append(target: SessionTarget, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<Metered<UploadResult<{ size: number }>>> {
+    return this.#metered(async (io) => {
+      const state = await this.#current(io, target);
+      if (!state) return refused({ reason: "unknown" });
+      if (state.kind === "publishing") return refused({ reason: "completing", size: state.size });
+      const refusal = this.#refuseChunk(state, chunk);
+      if (refusal) return refused(refusal);
+      return this.#exclusive(io, state, chunk.length, async () => {
+        // A chunk with a Content-Range is one of several; without one, a first request with a length usually brings the whole blob.
+        if (state.kind === "empty" && chunk.start === undefined && fitsOneObject(chunk.length)) {
+          const object = await this.#putObject(io, state, body, chunk.length);
+          return { ok: true, size: object.size };
+        }
+        const written = await this.#writeParts(io, state, body, chunk.length);
+        if (!(await this.#commitParts(io, state, written))) return refused({ reason: "unknown" });
+        return { ok: true, size: written.next.size };
+      });
     });
   }
 
@@ -116,73 +134,96 @@ export class UploadSession extends DurableObject<Env> {
    * PUT ?digest=: takes an optional last chunk, verifies the digest, and
    * publishes the blob.
    */
-  async complete(
+  complete(
     target: SessionTarget,
     digest: Digest,
     body: ReadableStream<Uint8Array> | null,
     chunk: ChunkBounds,
-  ): Promise<UploadResult<{ digest: Digest; size: number }>> {
-    // A completion interrupted after its bytes were verified is finished again: recording a blob twice changes nothing.
-    const interrupted = this.#load(target);
-    if (interrupted?.kind === "publishing" && digest === interrupted.digest) {
-      if (this.#writing) return refused({ reason: "busy", size: interrupted.size });
-      return this.#exclusive(interrupted, undefined, () => this.#publish(interrupted));
-    }
-    const state = await this.#current(target);
-    if (!state) return refused({ reason: "unknown" });
-    if (state.kind === "publishing") return refused({ reason: "digest-mismatch", expected: digest, actual: state.digest });
-    const refusal = this.#refuseChunk(state, chunk);
-    if (refusal) return refused(refusal);
-    return this.#exclusive(state, chunk.length, async () => {
-      const assembled = await this.#assemble(state, digest, body, chunk);
-      if (!assembled) return refused({ reason: "unknown" });
-      const { object, known } = assembled;
-      const actual = known ?? (await this.#digestOf(object, algorithmOf(digest)));
-      if (actual !== digest) {
-        await this.#discard(object);
-        return refused({ reason: "digest-mismatch", expected: digest, actual });
+  ): Promise<Metered<UploadResult<{ digest: Digest; size: number }>>> {
+    return this.#metered(async (io) => {
+      // A completion interrupted after its bytes were verified is finished again: recording a blob twice changes nothing.
+      const interrupted = this.#load(io, target);
+      if (interrupted?.kind === "publishing" && digest === interrupted.digest) {
+        if (this.#writing) return refused({ reason: "busy", size: interrupted.size });
+        return this.#exclusive(io, interrupted, undefined, () => this.#publish(io, interrupted));
       }
-      const publishing: Publishing = { ...object, kind: "publishing", digest };
-      if (!this.#state.save(publishing)) {
-        await this.env.BLOBS.delete(this.#key(object));
-        return refused({ reason: "unknown" });
-      }
-      return this.#publish(publishing);
+      const state = await this.#current(io, target);
+      if (!state) return refused({ reason: "unknown" });
+      if (state.kind === "publishing") return refused({ reason: "digest-mismatch", expected: digest, actual: state.digest });
+      const refusal = this.#refuseChunk(state, chunk);
+      if (refusal) return refused(refusal);
+      return this.#exclusive(io, state, chunk.length, async () => {
+        const assembled = await this.#assemble(io, state, digest, body, chunk);
+        if (!assembled) return refused({ reason: "unknown" });
+        const { object, known } = assembled;
+        const actual = known ?? (await this.#digestOf(io, object, algorithmOf(digest)));
+        if (actual !== digest) {
+          await this.#discard(io, object);
+          return refused({ reason: "digest-mismatch", expected: digest, actual });
+        }
+        const publishing: Publishing = { ...object, kind: "publishing", digest };
+        if (!io.state.save(publishing)) {
+          await io.bucket.delete(this.#key(object));
+          return refused({ reason: "unknown" });
+        }
+        return this.#publish(io, publishing);
+      });
     });
   }
 
   /** DELETE: abandons the upload and its bytes, except bytes that D1 already points to. */
-  async cancel(target: SessionTarget): Promise<UploadResult<object>> {
-    for (;;) {
-      const state = this.#load(target);
-      if (!state) return refused({ reason: "unknown" });
-      // A cancel wins over a chunk still streaming: the chunk finds the upload gone when it commits.
-      if (state.kind !== "publishing") {
-        await this.#discard(state);
-        return { ok: true };
-      }
-      // A completion that got as far as D1 is waited for, not cut short.
-      if (this.#writing) {
-        await this.#writing.catch(() => {});
-        continue;
-      }
-      // Alone, so no completion can record these bytes between D1's answer and their deletion.
-      return this.#exclusive(state, undefined, async () => {
-        if ((await this.blobs.objectKeyOf(state.digest)) === this.#key(state)) {
-          this.#state.end();
-          return refused({ reason: "unknown" });
+  cancel(target: SessionTarget): Promise<Metered<UploadResult<object>>> {
+    return this.#metered(async (io) => {
+      for (;;) {
+        const state = this.#load(io, target);
+        if (!state) return refused({ reason: "unknown" });
+        // A cancel wins over a chunk still streaming: the chunk finds the upload gone when it commits.
+        if (state.kind !== "publishing") {
+          await this.#discard(io, state);
+          return { ok: true };
         }
-        await this.#discard(state);
-        return { ok: true };
-      });
-    }
+        // A completion that got as far as D1 is waited for, not cut short.
+        if (this.#writing) {
+          await this.#writing.catch(() => {});
+          continue;
+        }
+        // Alone, so no completion can record these bytes between D1's answer and their deletion.
+        return this.#exclusive(io, state, undefined, async () => {
+          if ((await io.blobs.objectKeyOf(state.digest)) === this.#key(state)) {
+            io.state.end();
+            return refused({ reason: "unknown" });
+          }
+          await this.#discard(io, state);
+          return { ok: true };
+        });
+      }
+    });
+  }
+
+  /** Runs a call with storage metered for it alone, and answers with what it cost. */
+  async #metered<T>(call: (io: Io) => Promise<T>): Promise<Metered<T>> {
+    const meter = new Meter();
+    const bucket = meterR2(this.env.BLOBS, meter);
+    const io: Io = {
+      meter,
+      bucket,
+      blobs: this.blobStore(meterD1(this.env.DB, meter), bucket),
+      state: new UploadStateStore(this.ctx.storage, meter),
+    };
+    const result = await call(io);
+    return { result, cost: meter.cost };
+  }
+
+  /** Where the session records blobs in D1 (tests replace it to intercept a recording). */
+  protected blobStore(db: Database, bucket: R2Bucket): BlobStore {
+    return new BlobStore(db, bucket);
   }
 
   /** The session a request acts on: begun by the upload's first request, null once ended or for another repository. */
-  #load(target: SessionTarget): UploadState | null {
-    const state = this.#state.load();
+  #load(io: Io, target: SessionTarget): UploadState | null {
+    const state = io.state.load();
     if (state === "ended") return null;
-    if (state === null) return this.#state.begin(target.repository, target.algorithm);
+    if (state === null) return io.state.begin(target.repository, target.algorithm);
     return state.repository === target.repository ? state : null;
   }
 
@@ -190,10 +231,10 @@ export class UploadSession extends DurableObject<Env> {
    * The session, once a publishing one has learnt from D1 whether it already
    * published: D1 wins, and a published session ends.
    */
-  async #current(target: SessionTarget): Promise<UploadState | null> {
-    const state = this.#load(target);
-    if (state?.kind !== "publishing" || (await this.blobs.objectKeyOf(state.digest)) !== this.#key(state)) return state;
-    this.#state.end();
+  async #current(io: Io, target: SessionTarget): Promise<UploadState | null> {
+    const state = this.#load(io, target);
+    if (state?.kind !== "publishing" || (await io.blobs.objectKeyOf(state.digest)) !== this.#key(state)) return state;
+    io.state.end();
     return null;
   }
 
@@ -208,7 +249,7 @@ export class UploadSession extends DurableObject<Env> {
    * Runs a data request alone, and turns what went wrong with its body or
    * with the isolate's memory into a refusal that leaves the session as it was.
    */
-  async #exclusive<T>(state: UploadState, announced: number | undefined, run: () => Promise<UploadResult<T>>): Promise<UploadResult<T>> {
+  async #exclusive<T>(io: Io, state: UploadState, announced: number | undefined, run: () => Promise<UploadResult<T>>): Promise<UploadResult<T>> {
     const running = run();
     this.#writing = running;
     try {
@@ -221,7 +262,7 @@ export class UploadSession extends DurableObject<Env> {
       }
       if (error instanceof BuffersExhausted) return refused({ reason: "out-of-memory", size });
       // Cancelled while this request ran: what it was writing to is gone.
-      if (this.#state.load() === "ended") return refused({ reason: "unknown" });
+      if (io.state.load() === "ended") return refused({ reason: "unknown" });
       throw error;
     } finally {
       this.#writing = null;
@@ -237,13 +278,13 @@ export class UploadSession extends DurableObject<Env> {
    * Streams a first request that brings the whole blob, `length` bytes, into
    * one R2 object, and commits the object layout.
    */
-  async #putObject(state: Extract<UploadState, { kind: "empty" }>, body: ReadableStream<Uint8Array> | null, length: number): Promise<WholeObject> {
+  async #putObject(io: Io, state: Extract<UploadState, { kind: "empty" }>, body: ReadableStream<Uint8Array> | null, length: number): Promise<WholeObject> {
     const object: WholeObject = { ...state, kind: "object", size: length };
     const hasher = new Hasher(state.algorithm);
     this.#hash = null;
-    await this.#withBuffers(Math.min(BLOCK_BYTES, length), () => putWhole(this.env.BLOBS, this.#key(object), new ByteSource(null, body, length), length, hasher));
-    if (!this.#state.save(object)) {
-      await this.env.BLOBS.delete(this.#key(object));
+    await this.#withBuffers(Math.min(BLOCK_BYTES, length), () => putWhole(io.bucket, this.#key(object), new ByteSource(null, body, length, io.meter), length, hasher));
+    if (!io.state.save(object)) {
+      await io.bucket.delete(this.#key(object));
       throw new Error("cancelled");
     }
     this.#hash = { hasher, through: length };
@@ -255,13 +296,13 @@ export class UploadSession extends DurableObject<Env> {
    * tail, or its whole object, read into parts under the next revision);
    * commits nothing, and leaves no multipart upload behind if it fails.
    */
-  async #writeParts(state: Receiving, body: ReadableStream<Uint8Array> | null, announced: number | undefined): Promise<Written> {
+  async #writeParts(io: Io, state: Receiving, body: ReadableStream<Uint8Array> | null, announced: number | undefined): Promise<Written> {
     // Taken, not shared: only a commit hands the hash back, so a failed request leaves none behind.
     const hash = state.size === 0 ? { hasher: new Hasher(state.algorithm), through: 0 } : this.#hash?.through === state.size ? this.#hash : null;
     this.#hash = null;
     const converting = state.kind === "object";
-    const stored = converting ? await this.#read(state) : null;
-    const carried = state.kind === "parts" ? this.#state.tail() : new Uint8Array();
+    const stored = converting ? await this.#read(io, state) : null;
+    const carried = state.kind === "parts" ? io.state.tail() : new Uint8Array();
     const revision = converting ? state.revision + 1 : state.revision;
     const key = blobObjectKey(this.ctx.id.toString(), revision);
     let multipartId = state.kind === "parts" ? state.multipartId : null;
@@ -275,17 +316,17 @@ export class UploadSession extends DurableObject<Env> {
       hashedAhead -= skip;
       await hash?.hasher.update(bytes.subarray(skip));
     };
-    const source = new ByteSource(stored, body, announced ?? MAX_UPLOAD_BYTES - state.size);
+    const source = new ByteSource(stored, body, announced ?? MAX_UPLOAD_BYTES - state.size, io.meter);
     const expected = announced === undefined ? undefined : (converting ? state.size : 0) + announced;
     try {
       const tail = await this.#withBuffers(firstBufferBytes(carried.length, expected), (lease) =>
         cutIntoParts(source, carried, expected, lease, async (part) => {
           await hashNew(part);
           if (!multipartId) {
-            created = await this.env.BLOBS.createMultipartUpload(key);
+            created = await io.bucket.createMultipartUpload(key);
             multipartId = created.uploadId;
           }
-          newParts.push(await this.env.BLOBS.resumeMultipartUpload(key, multipartId).uploadPart(nextPart++, part));
+          newParts.push(await io.bucket.resumeMultipartUpload(key, multipartId).uploadPart(nextPart++, part));
         }),
       );
       await hashNew(tail);
@@ -304,19 +345,19 @@ export class UploadSession extends DurableObject<Env> {
   }
 
   /** Commits written parts; false, and what they wrote removed, when the upload was cancelled meanwhile. */
-  async #commitParts(state: Receiving, written: Written): Promise<boolean> {
+  async #commitParts(io: Io, state: Receiving, written: Written): Promise<boolean> {
     // Nothing arrived: nothing to commit (an object read into parts has moved, though).
     if (written.next.size === state.size && state.kind !== "object") {
       this.#hash = written.hash;
       return true;
     }
-    if (!this.#state.save(written.next, written.newParts, written.tail)) {
-      await this.#abortMultipart(written.next);
+    if (!io.state.save(written.next, written.newParts, written.tail)) {
+      await this.#abortMultipart(io, written.next);
       return false;
     }
     this.#hash = written.hash;
     // The parts now hold the bytes of the whole object they took over.
-    if (state.kind === "object") await this.env.BLOBS.delete(this.#key(state));
+    if (state.kind === "object") await io.bucket.delete(this.#key(state));
     return true;
   }
 
@@ -327,35 +368,41 @@ export class UploadSession extends DurableObject<Env> {
    * parts, completed. Returns its digest too when a running hash of the
    * digest's algorithm covered every byte; null when cancelled meanwhile.
    */
-  async #assemble(state: Receiving, digest: Digest, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<{ object: WholeObject; known: Digest | null } | null> {
+  async #assemble(
+    io: Io,
+    state: Receiving,
+    digest: Digest,
+    body: ReadableStream<Uint8Array> | null,
+    chunk: ChunkBounds,
+  ): Promise<{ object: WholeObject; known: Digest | null } | null> {
     const algorithm = algorithmOf(digest);
     const settled = async (hash: RunningHash | null) => (hash?.hasher.algorithm === algorithm ? hash.hasher.digest() : null);
     if (state.kind === "empty" && fitsOneObject(chunk.length)) {
-      const object = await this.#putObject(state, body, chunk.length);
+      const object = await this.#putObject(io, state, body, chunk.length);
       return { object, known: await settled(this.#takeHash(object)) };
     }
     if (state.kind === "object" && (body === null || chunk.length === 0)) return { object: state, known: await settled(this.#takeHash(state)) };
 
-    const written = await this.#writeParts(state, body, chunk.length);
+    const written = await this.#writeParts(io, state, body, chunk.length);
     const { next, tail } = written;
     const object: WholeObject = { kind: "object", repository: next.repository, algorithm: next.algorithm, revision: next.revision, size: next.size };
-    const parts = [...(state.kind === "parts" ? this.#state.parts() : []), ...written.newParts];
+    const parts = [...(state.kind === "parts" ? io.state.parts() : []), ...written.newParts];
     let known = await settled(written.hash);
     if (parts.length === 0) {
       known ??= await digestBytes(algorithm, tail);
       // R2 checks the bytes against the digest as it stores them.
-      await this.env.BLOBS.put(this.#key(object), tail, { [algorithm]: hexOf(known) });
+      await io.bucket.put(this.#key(object), tail, { [algorithm]: hexOf(known) });
     } else {
-      const upload = this.env.BLOBS.resumeMultipartUpload(this.#key(object), next.multipartId!);
+      const upload = io.bucket.resumeMultipartUpload(this.#key(object), next.multipartId!);
       if (tail.length > 0) parts.push(await upload.uploadPart(parts.length + 1, tail));
       await upload.complete(parts);
     }
-    if (!this.#state.save(object)) {
-      await this.env.BLOBS.delete(this.#key(object));
+    if (!io.state.save(object)) {
+      await io.bucket.delete(this.#key(object));
       return null;
     }
     // The object now holds the bytes of the whole object its parts took over.
-    if (state.kind === "object") await this.env.BLOBS.delete(this.#key(state));
+    if (state.kind === "object") await io.bucket.delete(this.#key(state));
     return { object, known };
   }
 
@@ -366,13 +413,13 @@ export class UploadSession extends DurableObject<Env> {
   }
 
   /** Hashes an assembled object once, when no running hash survived (eviction, a failed request). */
-  async #digestOf(object: WholeObject, algorithm: Algorithm): Promise<Digest | null> {
-    const stored = await this.env.BLOBS.get(this.#key(object));
+  async #digestOf(io: Io, object: WholeObject, algorithm: Algorithm): Promise<Digest | null> {
+    const stored = await io.bucket.get(this.#key(object));
     return stored ? digestStream(algorithm, stored.body) : null;
   }
 
-  async #read(object: WholeObject): Promise<ReadableStream<Uint8Array>> {
-    const stored = await this.env.BLOBS.get(this.#key(object));
+  async #read(io: Io, object: WholeObject): Promise<ReadableStream<Uint8Array>> {
+    const stored = await io.bucket.get(this.#key(object));
     if (!stored) throw new Error(`upload object ${this.#key(object)} is missing from R2`);
     return stored.body;
   }
@@ -381,25 +428,25 @@ export class UploadSession extends DurableObject<Env> {
    * Records the verified blob in D1, where the first copy of a digest wins:
    * a later copy is deleted. Ends the session.
    */
-  async #publish(state: Publishing): Promise<UploadResult<{ digest: Digest; size: number }>> {
+  async #publish(io: Io, state: Publishing): Promise<UploadResult<{ digest: Digest; size: number }>> {
     const key = this.#key(state);
-    const stored = await this.blobs.register(state.repository, { digest: state.digest, size: state.size, objectKey: key });
-    if (stored !== key) await this.env.BLOBS.delete(key);
-    this.#state.end();
+    const stored = await io.blobs.register(state.repository, { digest: state.digest, size: state.size, objectKey: key });
+    if (stored !== key) await io.bucket.delete(key);
+    io.state.end();
     return { ok: true, digest: state.digest, size: state.size };
   }
 
   /** Removes the upload's bytes and ends it; bytes of a publishing session only once D1 said it does not point to them. */
-  async #discard(state: UploadState): Promise<void> {
-    if (state.kind === "parts") await this.#abortMultipart(state);
-    else if (state.kind !== "empty") await this.env.BLOBS.delete(this.#key(state));
-    this.#state.end();
+  async #discard(io: Io, state: UploadState): Promise<void> {
+    if (state.kind === "parts") await this.#abortMultipart(io, state);
+    else if (state.kind !== "empty") await io.bucket.delete(this.#key(state));
+    io.state.end();
   }
 
-  async #abortMultipart(state: Extract<UploadState, { kind: "parts" }>): Promise<void> {
+  async #abortMultipart(io: Io, state: Extract<UploadState, { kind: "parts" }>): Promise<void> {
     if (!state.multipartId) return;
     // Already completed or expired uploads cannot be aborted; R2 drops unfinished ones after 7 days anyway.
-    await this.env.BLOBS.resumeMultipartUpload(this.#key(state), state.multipartId).abort().catch(() => {});
+    await io.bucket.resumeMultipartUpload(this.#key(state), state.multipartId).abort().catch(() => {});
   }
 
   /** Runs `write` with a lease of `bytes` of the isolate's upload buffers, or throws BuffersExhausted. */

@@ -1,5 +1,6 @@
 import type { Algorithm, Digest } from "../oci/digest";
 import type { RepositoryName } from "../oci/names";
+import type { Meter } from "./meter";
 
 /** What every state of an upload knows. */
 interface Common {
@@ -83,28 +84,37 @@ function toState(row: Row): UploadState {
   }
 }
 
+/** Creates the session's tables, once per object. */
+export function createUploadTables(storage: DurableObjectStorage): void {
+  storage.sql.exec(SCHEMA);
+}
+
 /**
  * An upload session's persisted state in its Durable Object's SQLite: one
  * row for the state, the parts committed so far, the tail, and a tombstone
- * once the upload has ended, so its id never begins a session again.
+ * once the upload has ended, so its id never begins a session again. Every
+ * statement counts the rows it read and wrote (SQLite storage bills them) on
+ * `meter`.
  */
 export class UploadStateStore {
   readonly #sql: SqlStorage;
 
-  constructor(private readonly storage: DurableObjectStorage) {
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly meter: Meter,
+  ) {
     this.#sql = storage.sql;
-    this.#sql.exec(SCHEMA);
   }
 
   /** The state, "ended" once the upload completed or was cancelled, or null before it began. */
   load(): UploadState | "ended" | null {
-    const row = this.#sql.exec<Row>("SELECT * FROM upload WHERE id = 1").toArray()[0];
+    const row = this.#exec<Row>("SELECT * FROM upload WHERE id = 1").rows[0];
     if (row) return toState(row);
-    return this.#sql.exec("SELECT 1 FROM ended").toArray().length > 0 ? "ended" : null;
+    return this.#exec("SELECT 1 FROM ended").rows.length > 0 ? "ended" : null;
   }
 
   begin(repository: RepositoryName, algorithm: Algorithm): UploadState {
-    this.#sql.exec(
+    this.#exec(
       "INSERT INTO upload (id, kind, repository, algorithm, revision, size, created_at) VALUES (1, 'empty', ?, ?, 0, 0, ?)",
       repository,
       algorithm,
@@ -119,7 +129,7 @@ export class UploadStateStore {
    */
   save(next: UploadState, newParts: Part[] = [], tail?: Uint8Array): boolean {
     return this.storage.transactionSync(() => {
-      const updated = this.#sql.exec(
+      const updated = this.#exec(
         "UPDATE upload SET kind = ?, revision = ?, size = ?, multipart_id = ?, part_count = ?, digest = ? WHERE id = 1",
         next.kind,
         next.revision,
@@ -128,27 +138,25 @@ export class UploadStateStore {
         next.kind === "parts" ? next.partCount : 0,
         next.kind === "publishing" ? next.digest : null,
       );
-      if (updated.rowsWritten === 0) return false;
+      if (updated.written === 0) return false;
       if (next.kind !== "parts") {
-        this.#sql.exec("DELETE FROM parts");
-        this.#sql.exec("DELETE FROM tail");
+        this.#exec("DELETE FROM parts");
+        this.#exec("DELETE FROM tail");
         return true;
       }
-      for (const part of newParts) this.#sql.exec("INSERT OR REPLACE INTO parts (number, etag) VALUES (?, ?)", part.partNumber, part.etag);
+      for (const part of newParts) this.#exec("INSERT OR REPLACE INTO parts (number, etag) VALUES (?, ?)", part.partNumber, part.etag);
       if (tail) this.#replaceTail(tail);
       return true;
     });
   }
 
   parts(): Part[] {
-    return this.#sql
-      .exec<{ number: number; etag: string }>("SELECT number, etag FROM parts ORDER BY number")
-      .toArray()
-      .map((p) => ({ partNumber: p.number, etag: p.etag }));
+    return this.#exec<{ number: number; etag: string }>("SELECT number, etag FROM parts ORDER BY number")
+      .rows.map((p) => ({ partNumber: p.number, etag: p.etag }));
   }
 
   tail(): Uint8Array {
-    const rows = this.#sql.exec<{ bytes: ArrayBuffer }>("SELECT bytes FROM tail ORDER BY seq").toArray();
+    const { rows } = this.#exec<{ bytes: ArrayBuffer }>("SELECT bytes FROM tail ORDER BY seq");
     const tail = new Uint8Array(rows.reduce((n, r) => n + r.bytes.byteLength, 0));
     let offset = 0;
     for (const { bytes } of rows) {
@@ -161,17 +169,26 @@ export class UploadStateStore {
   /** Forgets the upload, leaving a tombstone. */
   end(): void {
     this.storage.transactionSync(() => {
-      this.#sql.exec("DELETE FROM upload");
-      this.#sql.exec("DELETE FROM parts");
-      this.#sql.exec("DELETE FROM tail");
-      this.#sql.exec("INSERT OR REPLACE INTO ended (id, at) VALUES (1, ?)", Date.now());
+      this.#exec("DELETE FROM upload");
+      this.#exec("DELETE FROM parts");
+      this.#exec("DELETE FROM tail");
+      this.#exec("INSERT OR REPLACE INTO ended (id, at) VALUES (1, ?)", Date.now());
     });
   }
 
   #replaceTail(tail: Uint8Array): void {
-    this.#sql.exec("DELETE FROM tail");
+    this.#exec("DELETE FROM tail");
     for (let offset = 0, seq = 0; offset < tail.length; offset += TAIL_ROW_BYTES, seq++) {
-      this.#sql.exec("INSERT INTO tail (seq, bytes) VALUES (?, ?)", seq, tail.slice(offset, offset + TAIL_ROW_BYTES));
+      this.#exec("INSERT INTO tail (seq, bytes) VALUES (?, ?)", seq, tail.slice(offset, offset + TAIL_ROW_BYTES));
     }
+  }
+
+  /** Runs a statement to its end (the cursor's counts are final only then) and counts its rows. */
+  #exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): { rows: T[]; written: number } {
+    const cursor = this.#sql.exec<T>(query, ...bindings);
+    const rows = cursor.toArray();
+    this.meter.count("doRowsRead", cursor.rowsRead);
+    this.meter.count("doRowsWritten", cursor.rowsWritten);
+    return { rows, written: cursor.rowsWritten };
   }
 }

@@ -1,6 +1,7 @@
 import type { Algorithm, Digest } from "../oci/digest";
 import { UPLOAD_LIFETIME_SECONDS } from "../oci/limits";
 import type { RepositoryName } from "../oci/names";
+import type { Meter, Metered } from "./meter";
 import { issueUploadId, verifyUploadId } from "./upload-id";
 import type { UploadResult } from "./upload-result";
 import type { ChunkBounds, SessionTarget, UploadSession } from "./upload-session";
@@ -10,20 +11,21 @@ export class Uploads {
   constructor(
     private readonly namespace: DurableObjectNamespace<UploadSession>,
     private readonly secret: string | undefined,
+    private readonly meter: Meter,
   ) {}
 
   /** A new upload. Nothing is stored yet: the session begins with its first request. */
   async create(repository: RepositoryName, algorithm: Algorithm): Promise<Upload> {
     const objectId = this.namespace.newUniqueId();
     const id = await issueUploadId(this.#secret(), repository, objectId.toString(), Date.now());
-    return new Upload(id, { repository, algorithm }, this.namespace.get(objectId));
+    return new Upload(id, { repository, algorithm }, this.namespace.get(objectId), this.meter);
   }
 
   /** The upload an id names, if it was issued for this repository and has not expired. */
   async open(repository: RepositoryName, uploadId: string, algorithm: Algorithm): Promise<Upload | null> {
     const objectId = await verifyUploadId(this.#secret(), repository, uploadId, Date.now(), UPLOAD_LIFETIME_SECONDS);
     if (!objectId) return null;
-    return new Upload(uploadId, { repository, algorithm }, this.namespace.get(this.namespace.idFromString(objectId)));
+    return new Upload(uploadId, { repository, algorithm }, this.namespace.get(this.namespace.idFromString(objectId)), this.meter);
   }
 
   #secret(): string {
@@ -32,27 +34,39 @@ export class Uploads {
   }
 }
 
-/** One upload, reached through its session object; every answer is a result, never an HTTP error. */
+/**
+ * One upload, reached through its session object; every answer is a result,
+ * never an HTTP error. Each call is a Durable Object request, and adds what the
+ * object spent answering it to the request's meter.
+ */
 export class Upload {
   constructor(
     readonly id: string,
     readonly target: SessionTarget,
     private readonly stub: DurableObjectStub<UploadSession>,
+    private readonly meter: Meter,
   ) {}
 
   size(): Promise<UploadResult<{ size: number }>> {
-    return this.stub.status(this.target);
+    return this.#call(this.stub.status(this.target));
   }
 
   append(body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<UploadResult<{ size: number }>> {
-    return this.stub.append(this.target, body, chunk);
+    return this.#call(this.stub.append(this.target, body, chunk));
   }
 
   complete(digest: Digest, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<UploadResult<{ digest: Digest; size: number }>> {
-    return this.stub.complete(this.target, digest, body, chunk);
+    return this.#call(this.stub.complete(this.target, digest, body, chunk));
   }
 
   cancel(): Promise<UploadResult<object>> {
-    return this.stub.cancel(this.target);
+    return this.#call(this.stub.cancel(this.target));
+  }
+
+  async #call<T>(answer: Promise<Metered<T>>): Promise<T> {
+    this.meter.count("doRequests");
+    const { result, cost } = await answer;
+    this.meter.add(cost);
+    return result;
   }
 }

@@ -1,6 +1,7 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { expect } from "vitest";
 import worker from "../../src/index";
+import type { Cost } from "../../src/storage/meter";
 
 /** Requests go to the Worker's default export, as a client's would. */
 export const BASE = "http://registry.test";
@@ -118,6 +119,25 @@ export async function pushImage(repo: string, layers = 1, extra: Record<string, 
 
 export async function putManifest(repo: string, reference: string, bytes: Uint8Array<ArrayBuffer>, contentType = OCI_MANIFEST): Promise<Response> {
   return fetchRegistry(`/v2/${repo}/manifests/${reference}`, { method: "PUT", headers: { "Content-Type": contentType }, body: bytes });
+}
+
+/** What a request cost, from its Registry-Cost header (the API tests run with COST_HEADER on). */
+export function costOf(response: Response): Cost {
+  const header = response.headers.get("Registry-Cost");
+  expect(header, "a Registry-Cost header").not.toBeNull();
+  return JSON.parse(header!) as Cost;
+}
+
+/** A request body with no Content-Length: the runtime sends it with chunked transfer encoding, as docker and podman do. */
+export function streamOf(bytes: Uint8Array, chunk = 64 * 1024): ReadableStream<Uint8Array> {
+  let offset = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(offset, offset + chunk));
+      offset += chunk;
+    },
+  });
 }
 
 /** Reads the spec's error body and returns its first error. */

@@ -11,17 +11,21 @@ function sessionOf(location: string) {
 }
 
 /**
- * Replaces the session's next D1 recording of a blob with `register`, which
- * gets the real one: so a test decides when the record commits and what the
- * session hears back.
+ * Replaces the D1 recording of a blob by the session's next call with
+ * `register`, which gets the real one: so a test decides when the record
+ * commits and what the session hears back.
  */
 async function interceptRegister(location: string, register: (real: BlobStore["register"], ...args: Parameters<BlobStore["register"]>) => Promise<string>): Promise<void> {
   await runInDurableObject(sessionOf(location), (instance) => {
-    const blobs = (instance as unknown as { blobs: BlobStore }).blobs;
-    const real = blobs.register.bind(blobs);
-    blobs.register = (...args) => {
-      blobs.register = real;
-      return register(real, ...args);
+    // Each call to the session builds its own store: the next one built records through `register`.
+    const session = instance as unknown as { blobStore: (...args: ConstructorParameters<typeof BlobStore>) => BlobStore };
+    const build = session.blobStore.bind(session);
+    session.blobStore = (...args) => {
+      session.blobStore = build;
+      const blobs = build(...args);
+      const real = blobs.register.bind(blobs);
+      blobs.register = (...args) => register(real, ...args);
+      return blobs;
     };
   });
 }

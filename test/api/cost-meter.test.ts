@@ -1,0 +1,137 @@
+import { describe, expect, it, vi } from "vitest";
+import { PART_SIZE } from "../../src/storage/part-writer";
+import type { Cost } from "../../src/storage/meter";
+import { costOf, digestOf, fetchRegistry, fetchWithEnv, pushBlob, pushImage, putManifest, randomBytes, streamOf, uniqueRepo, withDigest } from "./client";
+
+const NO_COST: Cost = {
+  d1Queries: 0,
+  d1RowsRead: 0,
+  d1RowsWritten: 0,
+  r2ClassA: 0,
+  r2ClassB: 0,
+  doRequests: 0,
+  doRowsRead: 0,
+  doRowsWritten: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+};
+
+/** A repository holding an image tagged v1; returns the manifest's bytes. */
+async function taggedImage(): Promise<{ repo: string; bytes: Uint8Array<ArrayBuffer> }> {
+  const repo = uniqueRepo();
+  const { bytes } = await pushImage(repo);
+  expect((await putManifest(repo, "v1", bytes)).status).toBe(201);
+  return { repo, bytes };
+}
+
+describe("the Registry-Cost header", () => {
+  it("is absent with COST_HEADER off, the default", async () => {
+    const response = await fetchWithEnv({ COST_HEADER: "off" }, "/v2/");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Registry-Cost")).toBeNull();
+  });
+
+  it("with COST_HEADER on, says GET /v2/ cost nothing: it touches no storage", async () => {
+    expect(costOf(await fetchRegistry("/v2/"))).toEqual(NO_COST);
+  });
+});
+
+describe("manifest GET and HEAD by tag", () => {
+  it.each(["GET", "HEAD"])("%s is one D1 query reading two rows (the tag, then its manifest) and no R2 operation", async (method) => {
+    const { repo, bytes } = await taggedImage();
+    const response = await fetchRegistry(`/v2/${repo}/manifests/v1`, { method });
+    expect(response.status).toBe(200);
+    // The manifest's bytes come from its D1 row; only a GET sends them.
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 2, bytesOut: method === "GET" ? bytes.length : 0 });
+  });
+});
+
+describe("blob HEAD", () => {
+  it("is one D1 query (the repository's link joined to the blob) and no R2 operation", async () => {
+    const repo = uniqueRepo();
+    const digest = await pushBlob(repo, randomBytes(1000));
+    const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "HEAD" });
+    expect(response.status).toBe(200);
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number) });
+  });
+});
+
+describe("a docker-shaped layer push: POST, one PATCH without Content-Length, PUT ?digest=", () => {
+  it.each([1, 3])(
+    "of %i part(s) costs R2 Class A 2 + parts (create, each part, complete), one Durable Object request per PATCH and PUT, none for the POST",
+    async (parts) => {
+      const repo = uniqueRepo();
+      const bytes = randomBytes(parts * PART_SIZE);
+      const post = await fetchRegistry(`/v2/${repo}/blobs/uploads/`, { method: "POST" });
+      expect(post.status).toBe(202);
+      // The POST only signs an upload id: the session begins with the first PATCH.
+      expect(costOf(post)).toEqual(NO_COST);
+
+      const patch = await fetchRegistry(post.headers.get("Location")!, { method: "PATCH", body: streamOf(bytes) });
+      expect(patch.status).toBe(202);
+      const patched = costOf(patch);
+      // The multipart upload is created with the first part; the session reads every byte of the body.
+      expect(patched).toMatchObject({ doRequests: 1, r2ClassA: 1 + parts, r2ClassB: 0, d1Queries: 0, bytesIn: bytes.length });
+      // The session's state and its parts are rows of its SQLite.
+      expect(patched.doRowsWritten).toBeGreaterThan(0);
+
+      const put = await fetchRegistry(withDigest(patch.headers.get("Location")!, await digestOf(bytes)), { method: "PUT" });
+      expect(put.status).toBe(201);
+      const completed = costOf(put);
+      // Completing the multipart upload, then one D1 batch records the blob: its row, the repository, the link, the key read back.
+      expect(completed).toMatchObject({ doRequests: 1, r2ClassA: 1, r2ClassB: 0, d1Queries: 4, bytesIn: 0 });
+      expect(completed.d1RowsWritten).toBeGreaterThan(0);
+      expect(patched.r2ClassA + completed.r2ClassA).toBe(2 + parts);
+    },
+  );
+});
+
+describe("a manifest PUT (a D1 write path)", () => {
+  it("is one D1 batch of six statements (the last reports tags an immutability policy holds), counting the rows they write and the body bytes the Worker reads", async () => {
+    const repo = uniqueRepo();
+    const { bytes } = await pushImage(repo, 2);
+    const response = await putManifest(repo, "v1", bytes);
+    expect(response.status).toBe(201);
+    const cost = costOf(response);
+    expect(cost).toMatchObject({ d1Queries: 6, r2ClassA: 0, r2ClassB: 0, doRequests: 0, bytesIn: bytes.length, bytesOut: 0 });
+    // At least the manifest, its three references (config and two layers) and the tag.
+    expect(cost.d1RowsWritten).toBeGreaterThanOrEqual(5);
+  });
+
+  it("and deleting a tag is one D1 batch of two statements (the delete, and what holds the tag if it stayed), writing one row", async () => {
+    const { repo } = await taggedImage();
+    const response = await fetchRegistry(`/v2/${repo}/manifests/v1`, { method: "DELETE" });
+    expect(response.status).toBe(202);
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 2, d1RowsRead: expect.any(Number), d1RowsWritten: 1 });
+  });
+});
+
+describe("error responses", () => {
+  it("a 404 for an unknown tag, answered by onError, is metered: one D1 query that found nothing", async () => {
+    const { repo } = await taggedImage();
+    const response = await fetchRegistry(`/v2/${repo}/manifests/v2`);
+    expect(response.status).toBe(404);
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1 });
+  });
+
+  it("a 404 for an endpoint that does not exist carries its cost too: nothing", async () => {
+    const response = await fetchRegistry(`/v2/${uniqueRepo()}/nothing-here`);
+    expect(response.status).toBe(404);
+    expect(costOf(response)).toEqual(NO_COST);
+  });
+});
+
+describe("the request log line", () => {
+  it("is one structured line per request: method, the route's pattern (not the path), status and cost", async () => {
+    const { repo } = await taggedImage();
+    const log = vi.spyOn(console, "log");
+    try {
+      const response = await fetchRegistry(`/v2/${repo}/manifests/v1`);
+      expect(response.status).toBe(200);
+      const lines = log.mock.calls.map(([line]) => line as unknown).filter((line) => (line as { event?: string } | null)?.event === "request");
+      expect(lines).toEqual([{ event: "request", method: "GET", route: "/v2/:name{.*}/manifests/:reference?", status: 200, cost: costOf(response) }]);
+    } finally {
+      log.mockRestore();
+    }
+  });
+});
