@@ -1,4 +1,4 @@
-import { parseDigest, toHex, type Digest } from "../oci/digest";
+import { hexOf, parseDigest, toHex, type Digest } from "../oci/digest";
 import { secretsEqual } from "./passwords";
 
 /*
@@ -46,7 +46,7 @@ export function downloadSecret(secret: string | undefined): string {
 /** A file name for a blob: the repository's last segment and the digest's first hex, e.g. `app-3f2a9c01d4e5`. */
 export function downloadFilename(repository: string, digest: Digest): string {
   const segment = repository.slice(repository.lastIndexOf("/") + 1).replace(/[^A-Za-z0-9._-]/g, "_") || "blob";
-  return `${segment}-${digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 13)}`;
+  return `${segment}-${hexOf(digest).slice(0, 12)}`;
 }
 
 /** The path and query of a signed link (relative to the registry's origin). */
