@@ -5,6 +5,7 @@ import { defineConfig } from "vitest/config";
 /** The secrets `npm start` keeps in .dev.vars, made up for the API tests. */
 const TEST_SECRETS = {
   UPLOAD_SECRET: "test-upload-secret",
+  DOWNLOAD_SECRET: "test-download-secret",
   TOKEN_KEYS: JSON.stringify([generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "jwk" })]),
   ADMIN_USERNAME: "root",
   ADMIN_PASSWORD: "test-admin-password",

@@ -7,6 +7,7 @@ import { appendFileSync, existsSync, readFileSync } from "node:fs";
 const FILE = new URL("../.dev.vars", import.meta.url);
 const GENERATED = {
   UPLOAD_SECRET: () => randomBytes(32).toString("hex"),
+  DOWNLOAD_SECRET: () => randomBytes(32).toString("hex"),
   TOKEN_KEYS: () => `'${JSON.stringify([generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "jwk" })])}'`,
   ADMIN_USERNAME: () => "admin",
   ADMIN_PASSWORD: () => randomBytes(18).toString("base64url"),

@@ -8,6 +8,7 @@ import { admin } from "./routes/admin";
 import { base } from "./routes/base";
 import { blobs } from "./routes/blobs";
 import { catalog } from "./routes/catalog";
+import { downloads } from "./routes/downloads";
 import { manifests } from "./routes/manifests";
 import { authSettingsOf } from "./routes/http";
 import { referrers } from "./routes/referrers";
@@ -17,7 +18,10 @@ import { uploads } from "./routes/uploads";
 import { createStorage } from "./storage";
 import { Meter } from "./storage/meter";
 
-/** The registry: the OCI Distribution API under /v2/, its token service at /token, and its administration under /admin/. */
+/**
+ * The registry: the OCI Distribution API under /v2/, its token service at /token, its administration
+ * under /admin/, and the final hop of redirected blob GETs under /downloads/.
+ */
 export function createApp(): Hono<AppEnv> {
   // Not strict: /v2 and /v2/, .../uploads and .../uploads/ are the same endpoint to clients.
   const app = new Hono<AppEnv>({ strict: false });
@@ -43,6 +47,7 @@ export function createApp(): Hono<AppEnv> {
 
   app.route("/", token);
   app.route("/", admin);
+  app.route("/", downloads);
   app.route("/v2", base);
   app.route("/v2", catalog);
   app.route("/v2", uploads);

@@ -2,6 +2,14 @@ import * as z from "zod";
 import type { Env } from "./env";
 import { LIMIT_VARS } from "./oci/limits";
 
+// Vars are strings; these are counts, 0 included.
+const wholeNumber = (fallback: number) =>
+  z
+    .string()
+    .regex(/^(?:0|[1-9][0-9]{0,14})$/, "expected a whole number")
+    .transform(Number)
+    .default(fallback);
+
 // The Worker's vars, each with its default for when it is unset.
 const VARS = z.object({
   // "token": who may do what is checked (registry tokens, Basic credentials); "none": anyone may do anything, for local experiments.
@@ -13,6 +21,12 @@ const VARS = z.object({
   // "on": every response carries its cost (Registry-Cost), for tests and the benchmark.
   COST_HEADER: z.enum(["on", "off"]).default("off"),
   ...LIMIT_VARS,
+  // How a blob GET is answered: "signed" redirects to the Worker's own download route, "presigned" to R2, "none" streams.
+  BLOB_REDIRECT: z.enum(["presigned", "signed", "none"]).default("signed"),
+  // Blobs smaller than this are answered directly: a redirect costs the client a round trip.
+  REDIRECT_MIN_BYTES: wholeNumber(1024 * 1024),
+  // How long a redirect's URL works; R2 takes 1 second to 7 days.
+  REDIRECT_TTL_SECONDS: wholeNumber(300).pipe(z.number().min(1).max(7 * 24 * 60 * 60)),
 });
 
 /** The registry's settings: its vars, parsed. */

@@ -8,6 +8,12 @@ export interface Env {
   // Secrets (`wrangler secret put`; locally .dev.vars, which `npm start` fills in).
   /** Keys the HMAC that upload ids carry. */
   UPLOAD_SECRET?: string;
+  /** Keys the HMAC that download links carry (BLOB_REDIRECT signed, and public blobs under presigned). */
+  DOWNLOAD_SECRET?: string;
+  /** An R2 API token's keys and the account, for presigned R2 URLs (BLOB_REDIRECT presigned). */
+  R2_ACCOUNT_ID?: string;
+  R2_ACCESS_KEY_ID?: string;
+  R2_SECRET_ACCESS_KEY?: string;
   /** A JSON array of private P-256 JWKs: the first signs registry tokens, all verify them. */
   TOKEN_KEYS?: string;
   /** The bootstrap administrator's login. */
@@ -22,4 +28,9 @@ export interface Env {
   MAX_ANNOTATION_BYTES?: string;
   MAX_REFERRERS_PAGE_BYTES?: string;
   COST_HEADER?: string;
+  BLOB_REDIRECT?: string;
+  REDIRECT_MIN_BYTES?: string;
+  REDIRECT_TTL_SECONDS?: string;
+  /** The bucket BLOBS names, as R2's S3 endpoint knows it (BLOB_REDIRECT presigned). */
+  R2_BUCKET_NAME?: string;
 }

@@ -1,12 +1,16 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env";
+import { downloadFilename, downloadSecret, signDownload } from "../auth/download-links";
 import { RegistryError } from "../oci/errors";
-import { MEDIA_TYPES } from "../oci/media-types";
-import { resolveRange } from "../oci/range";
+import type { RepositoryName } from "../oci/names";
+import type { BlobStat } from "../storage/blobs";
+import { blobHeaders, notModified, sendBlob } from "./blob-bytes";
 import { digestOf, NAME, repositoryOf, requires } from "./http";
 
 /**
  * end-2 (GET/HEAD, with Range) and end-10 (DELETE) on /v2/<name>/blobs/<digest>.
+ * A GET of a blob of at least REDIRECT_MIN_BYTES is redirected (BLOB_REDIRECT),
+ * after the caller is checked, so the bytes need not flow through this request.
  * A blob a manifest of the repository references is not deleted (409): the
  * manifest must go first, so no manifest is ever served without its blobs.
  */
@@ -20,26 +24,37 @@ blobs.get(PATH, requires("pull"), async (c) => {
   // Whether anyone may pull it is asked beside the blob, not after it (usually from memory, else one D1 read).
   const [blob, shared] = await Promise.all([c.var.storage.blobs.stat(repository, digest), c.var.access.readableByAnyone(repository)]);
   if (!blob) throw new RegistryError("BLOB_UNKNOWN", { digest });
-  const headers: Record<string, string> = {
-    // Explicit, so nothing on the way compresses the body and drops its length.
-    "Content-Type": MEDIA_TYPES.octetStream,
-    "Docker-Content-Digest": digest,
-    "Accept-Ranges": "bytes",
-    ETag: `"${digest}"`,
-    // Content addressed by digest never changes; but only what anyone may pull is for shared caches.
-    "Cache-Control": `${shared ? "public" : "private"}, max-age=31536000, immutable`,
-  };
-  const range = resolveRange(c.req.header("Range"), blob.size);
-  if (range) {
-    headers["Content-Range"] = `bytes ${range.offset}-${range.offset + range.length - 1}/${blob.size}`;
-    headers["Content-Length"] = String(range.length);
-  } else {
-    headers["Content-Length"] = String(blob.size);
-  }
-  const status = range ? 206 : 200;
-  if (c.req.method === "HEAD") return c.body(null, status, headers);
-  return c.body(await c.var.storage.blobs.read(blob, range), status, headers);
+  const headers = blobHeaders(digest, blob.createdAt, shared);
+  const unchanged = notModified(c, headers);
+  if (unchanged) return unchanged;
+  // HEAD is answered here (a presigned URL is signed for one method), and so is a blob too small to repay a round trip.
+  const { BLOB_REDIRECT, REDIRECT_MIN_BYTES } = c.var.config;
+  if (c.req.method === "HEAD" || BLOB_REDIRECT === "none" || blob.size < REDIRECT_MIN_BYTES) return sendBlob(c, blob, headers, shared);
+  return c.body(null, 307, { Location: await redirectFor(c, repository, blob, shared), "Cache-Control": "no-store", "Docker-Content-Digest": digest });
 });
+
+/**
+ * Where a GET is sent for the blob's bytes, the caller being authorized
+ * already: R2 itself (a presigned URL), or the registry's download route (a
+ * signed link), which is also where blobs anyone may pull go under
+ * `presigned`, so that they come from the edge cache.
+ */
+async function redirectFor(c: Context<AppEnv>, repository: RepositoryName, blob: BlobStat, shared: boolean): Promise<string> {
+  const { BLOB_REDIRECT, REDIRECT_TTL_SECONDS } = c.var.config;
+  const now = Date.now();
+  if (BLOB_REDIRECT === "presigned" && !shared) return c.var.storage.presigner.presignGet(blob.objectKey, REDIRECT_TTL_SECONDS, new Date(now));
+  const link = await signDownload(downloadSecret(c.env.DOWNLOAD_SECRET), {
+    digest: blob.digest,
+    filename: downloadFilename(repository, blob.digest),
+    objectKey: blob.objectKey,
+    size: blob.size,
+    created: Math.floor(blob.createdAt / 1000),
+    expires: Math.floor(now / 1000) + REDIRECT_TTL_SECONDS,
+    public: shared,
+  });
+  // Absolute, on the origin the client used.
+  return new URL(link, c.req.url).href;
+}
 
 blobs.delete(PATH, requires("delete"), async (c) => {
   const repository = repositoryOf(c);

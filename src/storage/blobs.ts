@@ -10,6 +10,12 @@ export interface StoredBlob {
   objectKey: string;
 }
 
+/** A blob a repository holds, with when it was first stored (its Last-Modified). */
+export interface BlobStat extends StoredBlob {
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+}
+
 /** What a blob DELETE came to: unlinked, not held by the repository, or kept for a manifest that references it. */
 export type Unlink = { result: "unlinked" } | { result: "not-held" } | { result: "referenced"; manifest: Digest };
 
@@ -24,15 +30,15 @@ export class BlobStore {
   ) {}
 
   /** The blob if this repository holds it. */
-  async stat(repository: RepositoryName, digest: Digest): Promise<StoredBlob | null> {
+  async stat(repository: RepositoryName, digest: Digest): Promise<BlobStat | null> {
     const row = await this.db
       .prepare(
-        `SELECT b.size, b.object_key FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+        `SELECT b.size, b.object_key, b.created_at FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
          WHERE rb.repository = ?1 AND rb.digest = ?2`,
       )
       .bind(repository, digest)
-      .first<{ size: number; object_key: string }>();
-    return row && { digest, size: row.size, objectKey: row.object_key };
+      .first<{ size: number; object_key: string; created_at: number }>();
+    return row && { digest, size: row.size, objectKey: row.object_key, createdAt: row.created_at };
   }
 
   async read(blob: StoredBlob, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {

@@ -8,18 +8,44 @@ export const BASE = "http://registry.test";
 
 const urlOf = (path: string) => (path.startsWith("http") ? path : `${BASE}${path}`);
 
+/**
+ * A request to the Worker, following its redirects as clients do (a blob GET
+ * answers 307 to its download link); `redirect: "manual"` returns the 307.
+ */
 export function fetchRegistry(path: string, init?: RequestInit): Promise<Response> {
-  return SELF.fetch(urlOf(path), init);
+  return following((url, hop) => SELF.fetch(url, hop), urlOf(path), init);
 }
 
 /**
  * A request to the Worker's fetch handler with some bindings or vars replaced,
- * as a deployment configured otherwise would see it. The storage is SELF's.
+ * as a deployment configured otherwise would see it, redirects followed the
+ * same way. The storage is SELF's.
  */
-export async function fetchWithEnv(overrides: Partial<Cloudflare.Env>, path: string, init?: RequestInit): Promise<Response> {
-  const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(urlOf(path), init), { ...env, ...overrides }, ctx);
-  await waitOnExecutionContext(ctx);
+export function fetchWithEnv(overrides: Partial<Cloudflare.Env>, path: string, init?: RequestInit): Promise<Response> {
+  return following(
+    async (url, hop) => {
+      const ctx = createExecutionContext();
+      const response = await worker.fetch(new Request(url, hop), { ...env, ...overrides }, ctx);
+      await waitOnExecutionContext(ctx);
+      return response;
+    },
+    urlOf(path),
+    init,
+  );
+}
+
+const MAX_REDIRECTS = 3;
+
+/** Sends `init` to `url`, then follows each redirect with the same method and headers but no Authorization, as registry clients do. */
+async function following(send: (url: string, init: RequestInit) => Promise<Response>, url: string, init: RequestInit = {}): Promise<Response> {
+  if (init.redirect === "manual") return send(url, init);
+  let response = await send(url, { ...init, redirect: "manual" });
+  for (let hop = 0; hop < MAX_REDIRECTS && [301, 302, 303, 307, 308].includes(response.status); hop++) {
+    url = new URL(response.headers.get("Location")!, url).href;
+    const headers = new Headers(init.headers);
+    headers.delete("Authorization");
+    response = await send(url, { method: init.method ?? "GET", headers, redirect: "manual" });
+  }
   return response;
 }
 
