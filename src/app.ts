@@ -6,6 +6,7 @@ import { RegistryError } from "./oci/errors";
 import { admin } from "./routes/admin";
 import { base } from "./routes/base";
 import { blobs } from "./routes/blobs";
+import { carryBookmark, presentedBookmark } from "./routes/bookmark";
 import { catalog } from "./routes/catalog";
 import { manifests } from "./routes/manifests";
 import { authSettingsOf } from "./routes/http";
@@ -21,9 +22,21 @@ export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
 
   app.use("*", async (c, next) => {
-    c.set("storage", createStorage(c.env));
-    c.set("config", configOf(c.env));
+    const config = configOf(c.env);
+    c.set("config", config);
+    c.set(
+      "storage",
+      createStorage(c.env, {
+        // Administration reads what it just changed, and is rare: it begins on the primary as writes do.
+        writes: !["GET", "HEAD"].includes(c.req.method) || c.req.path.startsWith("/admin/"),
+        bookmark: presentedBookmark(c),
+        origin: new URL(c.req.url).origin,
+        manifestCacheSeconds: config.MANIFEST_CACHE_SECONDS,
+        waitUntil: (promise) => c.executionCtx.waitUntil(promise),
+      }),
+    );
     await next();
+    carryBookmark(c);
   });
 
   // Every API request has its caller, and what it may do, settled before its route runs.

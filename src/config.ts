@@ -8,6 +8,8 @@ const VARS = z.object({
   AUTH_MODE: z.enum(["token", "none"]).default("token"),
   // "accept" stores manifests whose blobs or child manifests the repository lacks (a mirror copying one platform of an index).
   SPARSE_MANIFESTS: z.enum(["reject", "accept"]).default("reject"),
+  // How long a manifest read by digest stays in a location's cache: the longest a deleted one may be served elsewhere. 0: not cached.
+  MANIFEST_CACHE_SECONDS: z.string().regex(/^[0-9]{1,9}$/, "expected a whole number of seconds").transform(Number).default(60),
   ...LIMIT_VARS,
 });
 

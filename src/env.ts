@@ -16,6 +16,7 @@ export interface Env {
   // [vars]: strings, unset meaning the default; src/config.ts parses them.
   AUTH_MODE?: string;
   SPARSE_MANIFESTS?: string;
+  MANIFEST_CACHE_SECONDS?: string;
   MAX_MANIFEST_BYTES?: string;
   MAX_MANIFEST_DESCRIPTORS?: string;
   MAX_ANNOTATION_BYTES?: string;

@@ -4,8 +4,10 @@ import { algorithmOf, digestBytes } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { enforceManifestLimits, manifestTooLarge } from "../oci/limits";
 import { parseManifest } from "../oci/manifest";
-import { parseTag } from "../oci/names";
-import type { ManifestHead } from "../storage/manifests";
+import { matchesIfNoneMatch } from "../oci/conditional";
+import { parseTag, type Reference, type RepositoryName } from "../oci/names";
+import type { Storage } from "../storage";
+import type { ManifestHead, ManifestWithBody } from "../storage/manifests";
 import { manifestLocation, NAME, readBounded, referenceOf, repositoryOf, requires } from "./http";
 
 /** end-3 (GET/HEAD), end-7 (PUT, with ?tag=) and end-9 (DELETE) on /v2/<name>/manifests/<reference>. */
@@ -13,28 +15,43 @@ export const manifests = new Hono<AppEnv>();
 
 const PATH = `/${NAME}/manifests/:reference?`;
 
-function manifestHeaders(manifest: ManifestHead): Record<string, string> {
-  return {
-    "Content-Type": manifest.mediaType,
-    "Content-Length": String(manifest.size),
-    "Docker-Content-Digest": manifest.digest,
-    ETag: `"${manifest.digest}"`,
-  };
-}
-
+/**
+ * GET and HEAD by digest are answered from this location's cache when they
+ * can, with no D1 query, and clients may keep them MANIFEST_CACHE_SECONDS; by
+ * tag they are always resolved in D1 and clients revalidate them (ETag), so a
+ * moved tag is seen at once. Only what anyone may pull is for shared caches.
+ */
 manifests.get(PATH, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const reference = referenceOf(c);
-  const { storage } = c.var;
-  if (c.req.method === "HEAD") {
-    const head = await storage.manifests.head(repository, reference);
-    if (!head) throw new RegistryError("MANIFEST_UNKNOWN", reference);
-    return c.body(null, 200, manifestHeaders(head));
-  }
-  const manifest = await storage.manifests.get(repository, reference);
+  const { access, config, storage } = c.var;
+  const [manifest, shared] = await Promise.all([lookUp(storage, repository, reference, c.req.method === "GET"), access.readableByAnyone(repository)]);
   if (!manifest) throw new RegistryError("MANIFEST_UNKNOWN", reference);
-  return c.body(manifest.body, 200, manifestHeaders(manifest));
+  const etag = `"${manifest.digest}"`;
+  const validators = {
+    "Docker-Content-Digest": manifest.digest,
+    ETag: etag,
+    "Cache-Control": `${shared ? "public" : "private"}, ${reference.kind === "tag" ? "no-cache" : `max-age=${config.MANIFEST_CACHE_SECONDS}`}`,
+  };
+  // After the lookup, so a deleted manifest is 404 rather than "not modified".
+  const notModified = matchesIfNoneMatch(c.req.header("If-None-Match"), etag);
+  const headers = { ...validators, "Content-Type": manifest.mediaType, "Content-Length": String(manifest.size) };
+  if (!notModified && c.req.method === "GET" && "body" in manifest) return c.body(manifest.body, 200, headers);
+  // HEAD, or nothing to send: a body read from the cache or R2 is let go.
+  if ("body" in manifest && manifest.body instanceof ReadableStream) await manifest.body.cancel();
+  return notModified ? c.body(null, 304, validators) : c.body(null, 200, headers);
 });
+
+/** A manifest by digest from the cache, else from storage (and, with its body, kept in the cache); by tag from storage. */
+async function lookUp(storage: Storage, repository: RepositoryName, reference: Reference, withBody: boolean): Promise<ManifestHead | ManifestWithBody | null> {
+  if (reference.kind === "digest") {
+    const cached = await storage.manifestCache.get(repository, reference.digest);
+    if (cached) return cached;
+  }
+  if (!withBody) return storage.manifests.head(repository, reference);
+  const manifest = await storage.manifests.get(repository, reference);
+  return manifest && storage.manifestCache.keep(repository, manifest);
+}
 
 manifests.put(PATH, requires("pull", "push"), async (c) => {
   const repository = repositoryOf(c);
@@ -63,8 +80,15 @@ manifests.put(PATH, requires("pull", "push"), async (c) => {
 manifests.delete(PATH, requires("delete"), async (c) => {
   const repository = repositoryOf(c);
   const reference = referenceOf(c);
-  const { manifests } = c.var.storage;
-  const deleted = reference.kind === "tag" ? await manifests.deleteTag(repository, reference.tag) : await manifests.delete(repository, reference.digest);
+  const { manifests, manifestCache } = c.var.storage;
+  let deleted: boolean;
+  if (reference.kind === "tag") {
+    deleted = await manifests.deleteTag(repository, reference.tag);
+  } else {
+    deleted = await manifests.delete(repository, reference.digest);
+    // After D1, so no pull here can cache it again; other locations' copies expire within MANIFEST_CACHE_SECONDS.
+    await manifestCache.delete(repository, reference.digest);
+  }
   if (!deleted) throw new RegistryError("MANIFEST_UNKNOWN", reference);
   return c.body(null, 202, { "Content-Length": "0" });
 });

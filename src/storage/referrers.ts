@@ -1,6 +1,7 @@
 import type { Digest } from "../oci/digest";
 import type { PageRequest } from "../oci/pagination";
 import type { RepositoryName } from "../oci/names";
+import type { Database } from "./database";
 import { toPage, type Page } from "./page";
 
 /** An entry of a referrers list: a descriptor of a manifest whose subject is the digest asked about. */
@@ -16,7 +17,7 @@ type Row = { digest: Digest; media_type: string; size: number; artifact_type: st
 
 /** The referrers index: manifests by subject, paged by digest over (repository, subject, digest). */
 export class ReferrerIndex {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: Database) {}
 
   async list(repository: RepositoryName, subject: Digest, page: PageRequest, artifactType?: string): Promise<Page<ReferrerDescriptor>> {
     if (page.limit === 0) return { items: [], more: false };

@@ -82,7 +82,8 @@ export class UploadSession extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.#state = new UploadStateStore(ctx.storage);
-    this.blobs = new BlobStore(env.DB, env.BLOBS);
+    // Not a request's session: the binding itself, whose queries go to the primary.
+    this.blobs = new BlobStore({ db: env.DB, primary: null }, env.BLOBS);
   }
 
   async status(target: SessionTarget): Promise<UploadResult<{ size: number }>> {
