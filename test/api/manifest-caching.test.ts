@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { basic, createUser, fetchAuthed, grant, makePublic, PASSWORD, uniqueName } from "./auth";
+import { adminAuthorization, basic, createUser, fetchAuthed, grant, makePublic, PASSWORD, uniqueName } from "./auth";
 import { digestOf, errorCode, fetchWithEnv, json, pushBlob, pushImage, putManifest, uniqueRepo } from "./client";
 
 /**
@@ -283,6 +283,20 @@ describe("D1 sessions", () => {
       expect(response.status, `${init.method ?? "GET"} ${JSON.stringify(init.headers)}`).toBeLessThan(300);
       expect(starts[0]).toBe(start);
     }
+  });
+
+  it("administration reads on the primary what it just changed, and so do logins", async () => {
+    const { DB, starts } = recordedDatabase({ lagging: true });
+    const administered = await fetchWithEnv({ DB, AUTH_MODE: "token" }, "/admin/users", { headers: { Authorization: adminAuthorization() } });
+    expect(administered.status).toBe(200);
+    expect(starts[0]).toBe("first-primary");
+
+    // A user made a moment ago logs in, and pulls, though the replica has not seen them yet.
+    const user = uniqueName("fresh");
+    await createUser(user, [grant("*", "pull")]);
+    const { repo, tag } = await pushed();
+    const response = await fetchWithEnv({ DB, AUTH_MODE: "token" }, manifestPath(repo, tag), { headers: { Authorization: basic(user, PASSWORD) } });
+    expect(response.status).toBe(200);
   });
 
   it("ignores a bookmark that is not one, and answers as usual", async () => {
