@@ -28,18 +28,19 @@ manifests.get(PATH, requires("pull"), async (c) => {
   const [manifest, shared] = await Promise.all([lookUp(storage, repository, reference, c.req.method === "GET"), access.readableByAnyone(repository)]);
   if (!manifest) throw new RegistryError("MANIFEST_UNKNOWN", reference);
   const etag = `"${manifest.digest}"`;
-  const validators = {
+  // What a 304 repeats of the 200.
+  const revalidation = {
     "Docker-Content-Digest": manifest.digest,
     ETag: etag,
     "Cache-Control": `${shared ? "public" : "private"}, ${reference.kind === "tag" ? "no-cache" : `max-age=${config.MANIFEST_CACHE_SECONDS}`}`,
   };
   // After the lookup, so a deleted manifest is 404 rather than "not modified".
   const notModified = matchesIfNoneMatch(c.req.header("If-None-Match"), etag);
-  const headers = { ...validators, "Content-Type": manifest.mediaType, "Content-Length": String(manifest.size) };
+  const headers = { ...revalidation, "Content-Type": manifest.mediaType, "Content-Length": String(manifest.size) };
   if (!notModified && c.req.method === "GET" && "body" in manifest) return c.body(manifest.body, 200, headers);
   // HEAD, or nothing to send: a body read from the cache or R2 is let go.
   if ("body" in manifest && manifest.body instanceof ReadableStream) await manifest.body.cancel();
-  return notModified ? c.body(null, 304, validators) : c.body(null, 200, headers);
+  return notModified ? c.body(null, 304, revalidation) : c.body(null, 200, headers);
 });
 
 /** A manifest by digest from the cache, else from storage (and, with its body, kept in the cache); by tag from storage. */
