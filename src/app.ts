@@ -7,6 +7,7 @@ import { RegistryError } from "./oci/errors";
 import { admin } from "./routes/admin";
 import { base } from "./routes/base";
 import { blobs } from "./routes/blobs";
+import { carryBookmark, presentedBookmark } from "./routes/bookmark";
 import { catalog } from "./routes/catalog";
 import { downloads } from "./routes/downloads";
 import { manifests } from "./routes/manifests";
@@ -28,11 +29,24 @@ export function createApp(): Hono<AppEnv> {
 
   app.use("*", async (c, next) => {
     const meter = new Meter();
+    const config = configOf(c.env);
     c.set("meter", meter);
-    c.set("storage", createStorage(c.env, meter));
-    c.set("config", configOf(c.env));
+    c.set("config", config);
+    c.set(
+      "storage",
+      createStorage(c.env, {
+        meter,
+        // Administration reads what it just changed, and is rare: it begins on the primary as writes do.
+        writes: !["GET", "HEAD"].includes(c.req.method) || c.req.path.startsWith("/admin/"),
+        bookmark: presentedBookmark(c),
+        origin: new URL(c.req.url).origin,
+        manifestCacheSeconds: config.MANIFEST_CACHE_SECONDS,
+        waitUntil: (promise) => c.executionCtx.waitUntil(promise),
+      }),
+    );
     // Whatever answered, a route or onError, the response is in c.res by now.
     await next();
+    carryBookmark(c);
     report(c, meter);
   });
 

@@ -20,6 +20,8 @@ const VARS = z.object({
   IMMUTABLE_TAGS: z.enum(["off", "on"]).default("off"),
   // "on": every response carries its cost (Registry-Cost), for tests and the benchmark.
   COST_HEADER: z.enum(["on", "off"]).default("off"),
+  // How long a manifest read by digest stays in a location's cache: the longest a deleted one may be served elsewhere. 0: not cached.
+  MANIFEST_CACHE_SECONDS: z.string().regex(/^[0-9]{1,9}$/, "expected a whole number of seconds").transform(Number).default(60),
   ...LIMIT_VARS,
   // How a blob GET is answered: "signed" redirects to the Worker's own download route, "presigned" to R2, "none" streams.
   BLOB_REDIRECT: z.enum(["presigned", "signed", "none"]).default("signed"),

@@ -23,6 +23,7 @@ export interface Env {
   AUTH_MODE?: string;
   SPARSE_MANIFESTS?: string;
   IMMUTABLE_TAGS?: string;
+  MANIFEST_CACHE_SECONDS?: string;
   MAX_MANIFEST_BYTES?: string;
   MAX_MANIFEST_DESCRIPTORS?: string;
   MAX_ANNOTATION_BYTES?: string;

@@ -4,8 +4,10 @@ import { algorithmOf, digestBytes } from "../oci/digest";
 import { ERROR_CODES, RegistryError } from "../oci/errors";
 import { enforceManifestLimits, manifestTooLarge } from "../oci/limits";
 import { parseManifest } from "../oci/manifest";
-import { parseTag } from "../oci/names";
-import type { ImmutableTag, ManifestHead } from "../storage/manifests";
+import { matchesIfNoneMatch } from "../oci/conditional";
+import { parseTag, type Reference, type RepositoryName } from "../oci/names";
+import type { Storage } from "../storage";
+import type { ImmutableTag, ManifestHead, ManifestWithBody } from "../storage/manifests";
 import { policyDefaultsOf } from "../storage/policies";
 import { manifestLocation, NAME, readBounded, referenceOf, repositoryOf, requires } from "./http";
 
@@ -14,28 +16,44 @@ export const manifests = new Hono<AppEnv>();
 
 const PATH = `/${NAME}/manifests/:reference?`;
 
-function manifestHeaders(manifest: ManifestHead): Record<string, string> {
-  return {
-    "Content-Type": manifest.mediaType,
-    "Content-Length": String(manifest.size),
-    "Docker-Content-Digest": manifest.digest,
-    ETag: `"${manifest.digest}"`,
-  };
-}
-
+/**
+ * GET and HEAD by digest are answered from this location's cache when they
+ * can, with no D1 query, and clients may keep them MANIFEST_CACHE_SECONDS; by
+ * tag they are always resolved in D1 and clients revalidate them (ETag), so a
+ * moved tag is seen at once. Only what anyone may pull is for shared caches.
+ */
 manifests.get(PATH, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const reference = referenceOf(c);
-  const { storage } = c.var;
-  if (c.req.method === "HEAD") {
-    const head = await storage.manifests.head(repository, reference);
-    if (!head) throw new RegistryError("MANIFEST_UNKNOWN", reference);
-    return c.body(null, 200, manifestHeaders(head));
-  }
-  const manifest = await storage.manifests.get(repository, reference);
+  const { access, config, storage } = c.var;
+  const [manifest, shared] = await Promise.all([lookUp(storage, repository, reference, c.req.method === "GET"), access.readableByAnyone(repository)]);
   if (!manifest) throw new RegistryError("MANIFEST_UNKNOWN", reference);
-  return c.body(manifest.body, 200, manifestHeaders(manifest));
+  const etag = `"${manifest.digest}"`;
+  // What a 304 repeats of the 200.
+  const revalidation = {
+    "Docker-Content-Digest": manifest.digest,
+    ETag: etag,
+    "Cache-Control": `${shared ? "public" : "private"}, ${reference.kind === "tag" ? "no-cache" : `max-age=${config.MANIFEST_CACHE_SECONDS}`}`,
+  };
+  // After the lookup, so a deleted manifest is 404 rather than "not modified".
+  const notModified = matchesIfNoneMatch(c.req.header("If-None-Match"), etag);
+  const headers = { ...revalidation, "Content-Type": manifest.mediaType, "Content-Length": String(manifest.size) };
+  if (!notModified && c.req.method === "GET" && "body" in manifest) return c.body(manifest.body, 200, headers);
+  // HEAD, or nothing to send: a body read from the cache or R2 is let go.
+  if ("body" in manifest && manifest.body instanceof ReadableStream) await manifest.body.cancel();
+  return notModified ? c.body(null, 304, revalidation) : c.body(null, 200, headers);
 });
+
+/** A manifest by digest from the cache, else from storage (and, with its body, kept in the cache); by tag from storage. */
+async function lookUp(storage: Storage, repository: RepositoryName, reference: Reference, withBody: boolean): Promise<ManifestHead | ManifestWithBody | null> {
+  if (reference.kind === "digest") {
+    const cached = await storage.manifestCache.get(repository, reference.digest);
+    if (cached) return cached;
+  }
+  if (!withBody) return storage.manifests.head(repository, reference);
+  const manifest = await storage.manifests.get(repository, reference);
+  return manifest && storage.manifestCache.keep(repository, manifest);
+}
 
 manifests.put(PATH, requires("pull", "push"), async (c) => {
   const repository = repositoryOf(c);
@@ -64,11 +82,14 @@ manifests.put(PATH, requires("pull", "push"), async (c) => {
 manifests.delete(PATH, requires("delete"), async (c) => {
   const repository = repositoryOf(c);
   const reference = referenceOf(c);
-  const { manifests } = c.var.storage;
+  const { manifests, manifestCache } = c.var.storage;
   const defaults = policyDefaultsOf(c.var.config);
   const result = reference.kind === "tag" ? await manifests.deleteTag(repository, reference.tag, defaults) : await manifests.delete(repository, reference.digest, defaults);
+  if (result !== "deleted" && result !== "unknown") throw immutableTags(result.immutable, "deleted");
+  // After D1, so no pull here can cache it again; other locations' copies expire within MANIFEST_CACHE_SECONDS.
+  // Even when D1 had no row: another location may have deleted it first.
+  if (reference.kind === "digest") await manifestCache.delete(repository, reference.digest);
   if (result === "unknown") throw new RegistryError("MANIFEST_UNKNOWN", reference);
-  if (result !== "deleted") throw immutableTags(result.immutable, "deleted");
   return c.body(null, 202, { "Content-Length": "0" });
 });
 

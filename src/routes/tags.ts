@@ -13,12 +13,9 @@ tags.get(`/${NAME}/tags/list`, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const last = c.req.query("last");
   const page = parsePageRequest(c.req.query("n"), last === undefined || last === "" ? undefined : parseTag(last), MAX_NAMES_PAGE);
-  const { storage } = c.var;
-  const { items, more } = await storage.tags.list(repository, page);
-  // An empty first page is the one case where the repository may not exist at all.
-  if (items.length === 0 && !page.last && !(await storage.repositories.exists(repository))) {
-    throw new RegistryError("NAME_UNKNOWN", { name: repository });
-  }
+  const listed = await c.var.storage.tags.list(repository, page);
+  if (!listed) throw new RegistryError("NAME_UNKNOWN", { name: repository });
+  const { items, more } = listed;
   if (more) c.header("Link", nextLink(c.req.path, {}, page.limit, items.at(-1)!));
   return c.json({ name: repository, tags: items });
 });

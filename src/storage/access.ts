@@ -1,5 +1,6 @@
 import type { Role } from "../auth/scopes";
 import type { Database } from "./database";
+import type { Databases } from "./session";
 
 /** A role on the namespaces a pattern matches. */
 export interface Grant {
@@ -37,13 +38,26 @@ const NAME_TAKEN = "EXISTS (SELECT 1 FROM users WHERE name = ?1) OR EXISTS (SELE
 // Whether the namespace ?1 holds repositories.
 const NAMESPACE_IN_USE = "EXISTS (SELECT 1 FROM repositories WHERE name = ?1 OR substr(name, 1, length(?1) + 1) = ?1 || '/')";
 
-/** Users, their grants, robot tokens, public namespaces and failed logins, in D1. */
+/**
+ * Users, their grants, robot tokens, public namespaces and failed logins, in D1.
+ * What a login checks is read from the primary, so a user, password or robot
+ * made a moment ago works at once (verified logins are remembered, so this is rare);
+ * the rest from the request's session.
+ */
 export class AccessStore {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly databases: Databases) {}
+
+  private get db(): Database {
+    return this.databases.db;
+  }
+
+  private get primary(): Database {
+    return this.databases.primary ?? this.databases.db;
+  }
 
   /** A user with their grants, in one query. */
   async user(name: string): Promise<StoredUser | null> {
-    const row = await this.db
+    const row = await this.primary
       .prepare(
         `SELECT u.name, u.password_hash, u.admin,
            (SELECT json_group_array(json_object('pattern', g.pattern, 'role', g.role)) FROM grants g WHERE g.user = u.name) AS grants
@@ -55,7 +69,7 @@ export class AccessStore {
   }
 
   async robot(name: string): Promise<StoredRobot | null> {
-    const row = await this.db
+    const row = await this.primary
       .prepare("SELECT name, token_hash, scopes, expires_at, revoked_at FROM robots WHERE name = ?1")
       .bind(name)
       .first<{ name: string; token_hash: string; scopes: string; expires_at: number; revoked_at: number | null }>();
@@ -68,7 +82,7 @@ export class AccessStore {
 
   /** Failed logins from `client` in the window that began no earlier than `since`. */
   async loginFailures(client: string, since: number): Promise<{ failures: number; windowStart: number } | null> {
-    const row = await this.db
+    const row = await this.primary
       .prepare("SELECT failures, window_start FROM login_failures WHERE client = ?1 AND window_start >= ?2")
       .bind(client, since)
       .first<{ failures: number; window_start: number }>();

@@ -2,6 +2,7 @@ import type { Digest } from "../oci/digest";
 import type { ByteRange } from "../oci/range";
 import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
+import { confirmed, type Databases } from "./session";
 
 /** A blob as a repository holds it: its size and where its bytes are. */
 export interface StoredBlob {
@@ -25,19 +26,25 @@ const REFERENCING = "SELECT manifest_digest FROM manifest_references WHERE repos
 /** Blobs: bytes in R2, shared by digest; which repositories hold them, in D1. */
 export class BlobStore {
   constructor(
-    private readonly db: Database,
+    private readonly databases: Databases,
     private readonly bucket: R2Bucket,
   ) {}
 
-  /** The blob if this repository holds it. */
+  private get db(): Database {
+    return this.databases.db;
+  }
+
+  /** The blob if this repository holds it (looked for on the primary too before saying it does not). */
   async stat(repository: RepositoryName, digest: Digest): Promise<BlobStat | null> {
-    const row = await this.db
-      .prepare(
-        `SELECT b.size, b.object_key, b.created_at FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
-         WHERE rb.repository = ?1 AND rb.digest = ?2`,
-      )
-      .bind(repository, digest)
-      .first<{ size: number; object_key: string; created_at: number }>();
+    const row = await confirmed(this.databases, (db) =>
+      db
+        .prepare(
+          `SELECT b.size, b.object_key, b.created_at FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+           WHERE rb.repository = ?1 AND rb.digest = ?2`,
+        )
+        .bind(repository, digest)
+        .first<{ size: number; object_key: string; created_at: number }>(),
+    );
     return row && { digest, size: row.size, objectKey: row.object_key, createdAt: row.created_at };
   }
 

@@ -2,12 +2,14 @@ import type { Env } from "../env";
 import { AccessStore } from "./access";
 import { BlobCache } from "./blob-cache";
 import { BlobStore } from "./blobs";
+import { ManifestCache } from "./manifest-cache";
 import { ManifestStore } from "./manifests";
 import { PolicyStore } from "./policies";
 import { meterD1, meterR2, type Meter } from "./meter";
 import { R2Presigner } from "./r2-presign";
 import { ReferrerIndex } from "./referrers";
 import { RepositoryIndex } from "./repositories";
+import { openSession, type SessionStart } from "./session";
 import { TagIndex } from "./tags";
 import { Uploads } from "./uploads";
 
@@ -20,25 +22,43 @@ export interface Storage {
   uploads: Uploads;
   manifests: ManifestStore;
   policies: PolicyStore;
+  manifestCache: ManifestCache;
   tags: TagIndex;
   referrers: ReferrerIndex;
   repositories: RepositoryIndex;
+  /** The D1 bookmark the request's queries reached, for the client to carry; null when it ran none. */
+  bookmark(): string | null;
 }
 
-export function createStorage(env: Env, meter: Meter): Storage {
-  const db = meterD1(env.DB, meter);
+/** What storage needs of the request it serves, besides its meter. */
+export interface RequestScope extends SessionStart {
+  meter: Meter;
+  /** The origin the request came to: the cache's keys live under it. */
+  origin: string;
+  manifestCacheSeconds: number;
+  /** Keeps work going after the response is sent. */
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+export function createStorage(env: Env, request: RequestScope): Storage {
+  const { meter } = request;
+  // Metered around the session, so what the primary confirms is counted too.
+  const session = openSession(env.DB, request);
+  const databases = { db: meterD1(session.db, meter), primary: session.primary && meterD1(session.primary, meter) };
   const bucket = meterR2(env.BLOBS, meter);
-  const blobs = new BlobStore(db, bucket);
+  const blobs = new BlobStore(databases, bucket);
   return {
-    access: new AccessStore(db),
+    access: new AccessStore(databases),
     blobs,
     blobCache: new BlobCache(caches.default, blobs),
     presigner: new R2Presigner(env),
     uploads: new Uploads(env.UPLOADS, env.UPLOAD_SECRET, meter),
-    manifests: new ManifestStore(db, bucket),
-    policies: new PolicyStore(db),
-    tags: new TagIndex(db),
-    referrers: new ReferrerIndex(db),
-    repositories: new RepositoryIndex(db),
+    manifests: new ManifestStore(databases, bucket),
+    manifestCache: new ManifestCache(request.origin, request.manifestCacheSeconds, request.waitUntil),
+    policies: new PolicyStore(databases.db),
+    tags: new TagIndex(databases),
+    referrers: new ReferrerIndex(databases.db),
+    repositories: new RepositoryIndex(databases.db),
+    bookmark: () => session.bookmark(),
   };
 }

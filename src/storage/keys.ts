@@ -1,4 +1,5 @@
 import { algorithmOf, hexOf, type Digest } from "../oci/digest";
+import type { RepositoryName } from "../oci/names";
 
 /*
  * The R2 key layout, drawn once:
@@ -8,6 +9,12 @@ import { algorithmOf, hexOf, type Digest } from "../oci/digest";
  *   blobs/<upload id>.1      the same upload's bytes when more followed a first request
  *                            stored whole (R2 takes about one write a second to a key)
  *   manifests/<alg>/<hex>    manifests too large for a D1 row, by their digest
+ *
+ * The Cache API keys (caches.default, the zone's cache in one location): URLs
+ * on the origin the request came to, under a path no route serves, so no
+ * client request can read or fill them:
+ *
+ *   <origin>/_cache/manifests/<name>/<digest>   a manifest's bytes, per repository (each checks its own access)
  */
 
 export function blobObjectKey(uploadId: string, revision = 0): string {
@@ -16,4 +23,8 @@ export function blobObjectKey(uploadId: string, revision = 0): string {
 
 export function manifestObjectKey(digest: Digest): string {
   return `manifests/${algorithmOf(digest)}/${hexOf(digest)}`;
+}
+
+export function manifestCacheKey(origin: string, repository: RepositoryName, digest: Digest): string {
+  return `${origin}/_cache/manifests/${repository}/${digest}`;
 }

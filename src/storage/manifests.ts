@@ -5,6 +5,7 @@ import type { Reference, RepositoryName, Tag } from "../oci/names";
 import type { Database } from "./database";
 import { manifestObjectKey } from "./keys";
 import { immutableTagsIn, immutableTagsPolicyIn, type PolicyDefaults } from "./policies";
+import { confirmed, type Databases } from "./session";
 
 /** What HEAD needs: no bytes. */
 export interface ManifestHead {
@@ -60,12 +61,16 @@ type BodyRow = HeadRow & { content: ArrayBuffer | null; object_key: string | nul
 const HEAD_COLUMNS = "m.digest, m.media_type, m.size";
 const BODY_COLUMNS = `${HEAD_COLUMNS}, m.content, m.object_key`;
 
-/** Manifests by repository and digest, reached directly or through a tag. */
+/** Manifests by repository and digest, reached directly or through a tag; one not found is looked for on the primary too. */
 export class ManifestStore {
   constructor(
-    private readonly db: Database,
+    private readonly databases: Databases,
     private readonly bucket: R2Bucket,
   ) {}
+
+  private get db(): Database {
+    return this.databases.db;
+  }
 
   async head(repository: RepositoryName, reference: Reference): Promise<ManifestHead | null> {
     const row = await this.#find<HeadRow>(HEAD_COLUMNS, repository, reference);
@@ -83,16 +88,18 @@ export class ManifestStore {
   }
 
   #find<Row>(columns: string, repository: RepositoryName, reference: Reference): Promise<Row | null> {
-    const statement =
-      reference.kind === "tag"
-        ? this.db
-            .prepare(
-              `SELECT ${columns} FROM tags t JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
-               WHERE t.repository = ?1 AND t.name = ?2`,
-            )
-            .bind(repository, reference.tag)
-        : this.db.prepare(`SELECT ${columns} FROM manifests m WHERE m.repository = ?1 AND m.digest = ?2`).bind(repository, reference.digest);
-    return statement.first<Row>();
+    return confirmed(this.databases, (db) => {
+      const statement =
+        reference.kind === "tag"
+          ? db
+              .prepare(
+                `SELECT ${columns} FROM tags t JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
+                 WHERE t.repository = ?1 AND t.name = ?2`,
+              )
+              .bind(repository, reference.tag)
+          : db.prepare(`SELECT ${columns} FROM manifests m WHERE m.repository = ?1 AND m.digest = ?2`).bind(repository, reference.digest);
+      return statement.first<Row>();
+    });
   }
 
   /**

@@ -1,5 +1,4 @@
 import type { PageRequest } from "../oci/pagination";
-import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
 import { toPage, type Page } from "./page";
 
@@ -12,10 +11,6 @@ export type CatalogView = { all: true } | { all: false; patterns: string[]; publ
 /** Repositories that have received content: the catalog. */
 export class RepositoryIndex {
   constructor(private readonly db: Database) {}
-
-  async exists(repository: RepositoryName): Promise<boolean> {
-    return (await this.db.prepare("SELECT 1 AS found FROM repositories WHERE name = ?1").bind(repository).first()) !== null;
-  }
 
   /** A page of the repositories `view` shows, in name order; the view is applied while scanning, so a page is full when it can be. */
   async list(page: PageRequest, view: CatalogView): Promise<Page<string>> {

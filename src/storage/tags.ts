@@ -2,14 +2,29 @@ import type { PageRequest } from "../oci/pagination";
 import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
 import { toPage, type Page } from "./page";
+import type { Databases } from "./session";
+
+const NO_TAGS: Page<string> = { items: [], more: false };
 
 /** Tag listing: a range scan of the (repository, name) key, as cheap deep in as at the start. */
 export class TagIndex {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly databases: Databases) {}
 
-  async list(repository: RepositoryName, page: PageRequest): Promise<Page<string>> {
-    if (page.limit === 0) return { items: [], more: false };
-    const { results } = await this.db
+  /** A page of the repository's tags; null when the repository does not exist (which the primary confirms). */
+  async list(repository: RepositoryName, page: PageRequest): Promise<Page<string> | null> {
+    const { db, primary } = this.databases;
+    const found = page.limit === 0 ? NO_TAGS : await this.#list(db, repository, page);
+    if (found.items.length > 0 || page.last) return found;
+    // An empty first page: the repository does not exist, or the session lags behind its first push. The primary says which.
+    const [confirmed, exists] = await Promise.all([
+      primary && page.limit > 0 ? this.#list(primary, repository, page) : found,
+      (primary ?? db).prepare("SELECT 1 AS found FROM repositories WHERE name = ?1").bind(repository).first(),
+    ]);
+    return exists ? confirmed : null;
+  }
+
+  async #list(db: Database, repository: RepositoryName, page: PageRequest): Promise<Page<string>> {
+    const { results } = await db
       .prepare("SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3")
       .bind(repository, page.last ?? "", page.limit + 1)
       .all<{ name: string }>();

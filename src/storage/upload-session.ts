@@ -216,7 +216,8 @@ export class UploadSession extends DurableObject<Env> {
 
   /** Where the session records blobs in D1 (tests replace it to intercept a recording). */
   protected blobStore(db: Database, bucket: R2Bucket): BlobStore {
-    return new BlobStore(db, bucket);
+    // Not a request's session: the binding itself, whose queries go to the primary.
+    return new BlobStore({ db, primary: null }, bucket);
   }
 
   /** The session a request acts on: begun by the upload's first request, null once ended or for another repository. */

@@ -107,11 +107,11 @@ describe("a manifest PUT (a D1 write path)", () => {
 });
 
 describe("error responses", () => {
-  it("a 404 for an unknown tag, answered by onError, is metered: one D1 query that found nothing", async () => {
+  it("a 404 for an unknown tag, answered by onError, is metered: two D1 queries that found nothing (the replica's miss is confirmed on the primary)", async () => {
     const { repo } = await taggedImage();
     const response = await fetchRegistry(`/v2/${repo}/manifests/v2`);
     expect(response.status).toBe(404);
-    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1 });
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 2 });
   });
 
   it("a 404 for an endpoint that does not exist carries its cost too: nothing", async () => {

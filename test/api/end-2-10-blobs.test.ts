@@ -5,20 +5,24 @@ import { type Descriptor, digestOf, errorCode, fetchRegistry, fetchWithEnv, firs
 /** The registry's database, with `interleave` run once just before the first write batch reaches it. */
 function beforeFirstBatch(interleave: () => Promise<void>): D1Database {
   let pending: (() => Promise<void>) | undefined = interleave;
-  return new Proxy(env.DB, {
-    get(db, property) {
-      if (property === "batch") {
-        return async (statements: D1PreparedStatement[]) => {
-          const run = pending;
-          pending = undefined;
-          await run?.();
-          return db.batch(statements);
-        };
-      }
-      const value: unknown = Reflect.get(db, property, db);
-      return typeof value === "function" ? value.bind(db) : value;
-    },
-  });
+  // The binding and the sessions opened from it (every request queries through one).
+  const intercepted = <T extends Pick<D1Database, "batch">>(target: T): T =>
+    new Proxy(target, {
+      get(db, property) {
+        if (property === "batch") {
+          return async (statements: D1PreparedStatement[]) => {
+            const run = pending;
+            pending = undefined;
+            await run?.();
+            return db.batch(statements);
+          };
+        }
+        if (property === "withSession") return (start?: string) => intercepted((db as unknown as D1Database).withSession(start));
+        const value: unknown = Reflect.get(db, property, db);
+        return typeof value === "function" ? value.bind(db) : value;
+      },
+    });
+  return intercepted(env.DB);
 }
 
 describe("end-2 GET /v2/<name>/blobs/<digest>", () => {
