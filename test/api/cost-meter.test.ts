@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { PART_SIZE } from "../../src/storage/part-writer";
 import type { Cost } from "../../src/storage/meter";
+import { adminAuthorization } from "./auth";
 import { costOf, digestOf, fetchRegistry, fetchWithEnv, pushBlob, pushImage, putManifest, randomBytes, streamOf, uniqueRepo, withDigest } from "./client";
 
 const NO_COST: Cost = {
@@ -43,6 +44,74 @@ describe("manifest GET and HEAD by tag", () => {
     expect(response.status).toBe(200);
     // The manifest's bytes come from its D1 row; only a GET sends them.
     expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 2, bytesOut: method === "GET" ? bytes.length : 0 });
+  });
+});
+
+describe("manifest GET by digest", () => {
+  it("served from the location's cache is no D1 query and no R2 operation", async () => {
+    const { repo, bytes } = await taggedImage();
+    const digest = await digestOf(bytes);
+    // The first pull reads D1, and fills the cache once its response is on the way (fetchWithEnv waits for that).
+    expect(costOf(await fetchWithEnv({}, `/v2/${repo}/manifests/${digest}`))).toMatchObject({ d1Queries: 1, r2ClassA: 0, r2ClassB: 0 });
+    const again = await fetchWithEnv({}, `/v2/${repo}/manifests/${digest}`);
+    expect(new Uint8Array(await again.arrayBuffer())).toEqual(bytes);
+    expect(costOf(again)).toEqual({ ...NO_COST, bytesOut: bytes.length });
+  });
+});
+
+// Blobs of at least this many bytes are redirected here (REDIRECT_MIN_BYTES), so small test blobs take the redirect path.
+const REDIRECTED = { REDIRECT_MIN_BYTES: "1024" };
+
+describe("blob GET", () => {
+  it("answered with a redirect is one D1 query and no R2 operation in the Worker", async () => {
+    const repo = uniqueRepo();
+    const digest = await pushBlob(repo, randomBytes(65536));
+    const response = await fetchWithEnv(REDIRECTED, `/v2/${repo}/blobs/${digest}`, { redirect: "manual" });
+    expect(response.status).toBe(307);
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number) });
+  });
+
+  it("on the signed final hop is no D1 query; a public blob's first download reads R2 twice (the client's bytes, the cache's fill), later ones none", async () => {
+    const repo = uniqueRepo();
+    const bytes = randomBytes(65536);
+    const digest = await pushBlob(repo, bytes);
+    const redirect = await fetchWithEnv(REDIRECTED, `/v2/${repo}/blobs/${digest}`, { redirect: "manual" });
+    const link = redirect.headers.get("Location")!;
+    // With auth off every namespace is public, so the blob goes to the edge cache.
+    const expected = [
+      { ...NO_COST, r2ClassB: 2, bytesOut: bytes.length },
+      { ...NO_COST, bytesOut: bytes.length },
+    ];
+    for (const cost of expected) {
+      const download = await fetchWithEnv(REDIRECTED, link, { redirect: "manual" });
+      expect(download.status).toBe(200);
+      expect(new Uint8Array(await download.arrayBuffer())).toEqual(bytes);
+      expect(costOf(download)).toEqual(cost);
+    }
+  });
+
+  it("below REDIRECT_MIN_BYTES is answered directly: one D1 query, and R2 reads only until the edge cache holds the blob", async () => {
+    const repo = uniqueRepo();
+    const bytes = randomBytes(1000);
+    const digest = await pushBlob(repo, bytes);
+    for (const r2ClassB of [2, 0]) {
+      const response = await fetchWithEnv(REDIRECTED, `/v2/${repo}/blobs/${digest}`, { redirect: "manual" });
+      expect(response.status).toBe(200);
+      expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes);
+      expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number), r2ClassB, bytesOut: bytes.length });
+    }
+  });
+
+  it("of a private blob is never cached: each direct GET reads R2 once", async () => {
+    const repo = uniqueRepo();
+    const bytes = randomBytes(1000);
+    const digest = await pushBlob(repo, bytes);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const response = await fetchWithEnv({ AUTH_MODE: "token" }, `/v2/${repo}/blobs/${digest}`, { headers: { Authorization: adminAuthorization() }, redirect: "manual" });
+      expect(response.status).toBe(200);
+      expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes);
+      expect(costOf(response)).toMatchObject({ r2ClassA: 0, r2ClassB: 1, doRequests: 0, bytesOut: bytes.length });
+    }
   });
 });
 
