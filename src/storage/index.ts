@@ -1,10 +1,12 @@
 import type { Env } from "../env";
 import { AccessStore } from "./access";
 import { BlobStore } from "./blobs";
+import { LifecycleCursors } from "./lifecycle-cursors";
 import { ManifestStore } from "./manifests";
 import { PolicyStore } from "./policies";
 import { ReferrerIndex } from "./referrers";
 import { RepositoryIndex } from "./repositories";
+import { RetentionStore } from "./retention";
 import { TagIndex } from "./tags";
 import { Uploads } from "./uploads";
 
@@ -31,4 +33,14 @@ export function createStorage(env: Env): Storage {
     referrers: new ReferrerIndex(env.DB),
     repositories: new RepositoryIndex(env.DB),
   };
+}
+
+/** What the scheduled lifecycle pass touches, built once per run. */
+export interface LifecycleStorage {
+  cursors: LifecycleCursors;
+  retention: RetentionStore;
+}
+
+export function createLifecycleStorage(env: Env): LifecycleStorage {
+  return { cursors: new LifecycleCursors(env.DB), retention: new RetentionStore(env.DB) };
 }
