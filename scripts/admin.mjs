@@ -27,6 +27,9 @@ const OPTIONS = {
   scope: { type: "string", multiple: true },
   days: { type: "string" },
   "immutable-tags": { type: "string" },
+  "delete-untagged-after-days": { type: "string" },
+  "keep-tags": { type: "string" },
+  "keep-tags-matching": { type: "string" },
 };
 const EVERY_COMMAND_TAKES = ["url", "remote", "json", "help"];
 

@@ -1,6 +1,11 @@
 import * as z from "zod";
 import type { Env } from "./env";
 import { LIMIT_VARS } from "./oci/limits";
+import { TAG_PATTERN } from "./oci/names";
+
+// A retention var: a positive whole number, or the word that keeps everything.
+const retention = <Word extends string>(word: Word, most: number) =>
+  z.union([z.literal(word), z.string().regex(/^[1-9][0-9]{0,6}$/, `expected a positive whole number or "${word}"`).transform(Number).pipe(z.number().max(most))]).default(word);
 
 // Vars are strings; these are counts, 0 included.
 const wholeNumber = (fallback: number) =>
@@ -22,6 +27,11 @@ const VARS = z.object({
   COST_HEADER: z.enum(["on", "off"]).default("off"),
   // How long a manifest read by digest stays in a location's cache: the longest a deleted one may be served elsewhere. 0: not cached.
   MANIFEST_CACHE_SECONDS: z.string().regex(/^[0-9]{1,9}$/, "expected a whole number of seconds").transform(Number).default(60),
+  // Retention where no policy sets it: untagged manifests older than this many days are deleted ("never": kept)...
+  RETENTION_UNTAGGED_DAYS: retention("never", 36_500),
+  // ...and of the tags matching RETENTION_KEEP_TAGS_MATCHING (a GLOB), the newest this many are kept ("all": every one).
+  RETENTION_KEEP_TAGS: retention("all", 1_000_000),
+  RETENTION_KEEP_TAGS_MATCHING: z.string().regex(TAG_PATTERN, "expected a GLOB over tag names").default("*"),
   ...LIMIT_VARS,
   // How a blob GET is answered: "signed" redirects to the Worker's own download route, "presigned" to R2, "none" streams.
   BLOB_REDIRECT: z.enum(["presigned", "signed", "none"]).default("signed"),

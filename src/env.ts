@@ -24,6 +24,9 @@ export interface Env {
   SPARSE_MANIFESTS?: string;
   IMMUTABLE_TAGS?: string;
   MANIFEST_CACHE_SECONDS?: string;
+  RETENTION_UNTAGGED_DAYS?: string;
+  RETENTION_KEEP_TAGS?: string;
+  RETENTION_KEEP_TAGS_MATCHING?: string;
   MAX_MANIFEST_BYTES?: string;
   MAX_MANIFEST_DESCRIPTORS?: string;
   MAX_ANNOTATION_BYTES?: string;

@@ -1,5 +1,9 @@
 import { createApp } from "./app";
+import type { Env } from "./env";
+import { scheduled } from "./lifecycle/pass";
 
 export { UploadSession } from "./storage/upload-session";
 
-export default createApp();
+const app = createApp();
+
+export default { fetch: app.fetch, scheduled } satisfies ExportedHandler<Env>;

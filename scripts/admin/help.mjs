@@ -34,6 +34,7 @@ export function helpText(groups) {
     "  npm run admin -- robot add ci --scope team=push --days 30",
     "  npm run admin -- namespace public team",
     "  npm run admin -- policy set 'release-*' --immutable-tags on",
+    "  npm run admin -- policy set ci --delete-untagged-after-days 14 --keep-tags 20 --keep-tags-matching 'pr-*'",
     "  npm run admin -- --remote https://registry.example.com user list",
   ].join("\n");
 }

@@ -1,38 +1,58 @@
 import { usageFailure } from "./failure.mjs";
 import { table } from "./text.mjs";
 
-/** Each setting: its option, as the command line writes it, and its field in the API. */
-const SETTINGS = [{ option: "immutable-tags", field: "immutableTags" }];
-
 function onOff(option, text) {
   if (text !== "on" && text !== "off") throw usageFailure(`--${option} ${text}: write on or off`);
   return text === "on";
 }
 
-/** A policy's settings as the command line writes them: `immutable-tags=on`. */
+/** A positive whole number, or the word that lifts the limit (never, all). */
+function countOr(word) {
+  return (option, text) => {
+    if (text === word) return word;
+    if (!/^[1-9][0-9]*$/.test(text)) throw usageFailure(`--${option} ${text}: write a positive whole number or ${word}`);
+    return Number(text);
+  };
+}
+
+/** Each setting: its option, as the command line writes it, its field in the API, and how its text is read and written. */
+const SETTINGS = [
+  { option: "immutable-tags", field: "immutableTags", parse: onOff, format: (value) => (value ? "on" : "off") },
+  { option: "delete-untagged-after-days", field: "deleteUntaggedAfterDays", parse: countOr("never"), format: String },
+  { option: "keep-tags", field: "keepTags", parse: countOr("all"), format: String },
+  { option: "keep-tags-matching", field: "keepTagsMatching", parse: (_, text) => text, format: String },
+];
+
+/** A policy's settings as the command line writes them: `immutable-tags=on, keep-tags=10`. */
 function formatSettings(settings) {
   return SETTINGS.filter(({ field }) => settings[field] !== undefined)
-    .map(({ option, field }) => `${option}=${settings[field] ? "on" : "off"}`)
+    .map(({ option, field, format }) => `${option}=${format(settings[field])}`)
     .join(", ");
 }
 
 export const policies = {
   title:
     "Policies: settings for the namespaces a pattern matches (* stands for any run of name characters).\n" +
-    "Where several match a namespace the most restrictive wins (immutable tags if any says on);\n" +
-    "where none sets a setting, the default from the Worker's vars applies (IMMUTABLE_TAGS)",
+    "Where several match a namespace the most restrictive wins (immutable tags if any says on), and for\n" +
+    "retention the most retentive (the most days, never over any; a tag goes only if no rule keeps it);\n" +
+    "where none sets a setting, the default from the Worker's vars applies (IMMUTABLE_TAGS, RETENTION_*)",
   commands: [
     {
       words: ["policy", "set"],
       args: ["<pattern>"],
-      flags: "--immutable-tags on|off",
+      flags: "--immutable-tags on|off --delete-untagged-after-days N|never --keep-tags K|all [--keep-tags-matching GLOB]",
       options: SETTINGS.map(({ option }) => option),
       summary:
         "Sets the settings given on a pattern's policy, creating it; those not given stay as they were.\n" +
-        "--immutable-tags on: a pushed tag keeps its digest; pushing it to another one, or deleting it, is refused.",
+        "--immutable-tags on: a pushed tag keeps its digest; pushing it to another one, or deleting it, is refused.\n" +
+        "--delete-untagged-after-days N: manifests no tag points at (nor an index lists) go N days after their push,\n" +
+        "    with their untagged referrers. --keep-tags K: of the tags --keep-tags-matching matches (a GLOB, * unless\n" +
+        "    given), the newest K stay and older ones go; others are left alone. Retention runs on the Worker's cron.",
       async run({ api, args: [pattern], options }) {
-        const settings = Object.fromEntries(SETTINGS.filter(({ option }) => options[option] !== undefined).map(({ option, field }) => [field, onOff(option, options[option])]));
-        if (Object.keys(settings).length === 0) throw usageFailure("policy set needs a setting, e.g. --immutable-tags on");
+        const given = SETTINGS.filter(({ option }) => options[option] !== undefined);
+        const settings = Object.fromEntries(given.map(({ option, field, parse }) => [field, parse(option, options[option])]));
+        if (given.length === 0) throw usageFailure("policy set needs a setting, e.g. --immutable-tags on or --keep-tags 10");
+        if (settings.keepTagsMatching !== undefined && settings.keepTags === undefined) throw usageFailure("--keep-tags-matching goes with --keep-tags, e.g. --keep-tags 10 --keep-tags-matching 'v*'");
         return { answer: await api.call("PUT", ["policies", pattern], settings), text: [`Policy on ${pattern}: ${formatSettings(settings)}.`] };
       },
     },

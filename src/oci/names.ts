@@ -5,6 +5,8 @@ import { RegistryError } from "./errors";
 const NAME_COMPONENT = "[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*";
 const NAME_GRAMMAR = new RegExp(`^${NAME_COMPONENT}(?:/${NAME_COMPONENT})*$`);
 const TAG_GRAMMAR = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+/** A GLOB over tags: their characters and * ? [ ] ^; D1 refuses GLOB patterns over 50 bytes. */
+export const TAG_PATTERN = /^[a-zA-Z0-9._*?[\]^-]{1,50}$/;
 // distribution's limit: the name must fit a 255-character reference with a host.
 const MAX_NAME_LENGTH = 255;
 

@@ -7,6 +7,7 @@ import { hashPassword } from "../auth/passwords";
 import { NAMESPACE_PATTERN, ROLES } from "../auth/scopes";
 import { toHex } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
+import { TAG_PATTERN } from "../oci/names";
 import { policyDefaultsOf } from "../storage/policies";
 import { authSettingsOf } from "./http";
 
@@ -29,8 +30,15 @@ const NEW_USER = z.object({ name: loginName, password, admin: z.boolean().defaul
 const NEW_ROBOT = z.object({ name: loginName, scopes: z.array(scope).min(1), days: z.number().int().min(1).max(3650).default(90) });
 // The settings a policy sets; those left out stay as they were.
 const POLICY_SETTINGS = z
-  .strictObject({ immutableTags: z.boolean().optional() })
-  .refine((settings) => Object.values(settings).some((value) => value !== undefined), "at least one setting, e.g. immutableTags");
+  .strictObject({
+    immutableTags: z.boolean().optional(),
+    deleteUntaggedAfterDays: z.union([z.int().min(1).max(36_500), z.literal("never")]).optional(),
+    keepTags: z.union([z.int().min(1).max(1_000_000), z.literal("all")]).optional(),
+    keepTagsMatching: z.string().regex(TAG_PATTERN, "a GLOB over tag names: their characters and * ? [ ] ^, at most 50").optional(),
+  })
+  .refine((settings) => Object.values(settings).some((value) => value !== undefined), "at least one setting, e.g. immutableTags")
+  // A pattern is part of its policy's keep-tags rule: set apart, the count it would go with is unclear.
+  .refine((settings) => settings.keepTagsMatching === undefined || settings.keepTags !== undefined, { message: "keepTagsMatching is set together with keepTags", path: ["keepTagsMatching"] });
 
 /** A robot token: a recognisable prefix, then 32 random bytes in hex. */
 function newRobotToken(): string {

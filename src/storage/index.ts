@@ -3,6 +3,7 @@ import { AccessStore } from "./access";
 import { BlobCache } from "./blob-cache";
 import { BlobStore } from "./blobs";
 import { ManifestCache } from "./manifest-cache";
+import { LifecycleCursors } from "./lifecycle-cursors";
 import { ManifestStore } from "./manifests";
 import { PolicyStore } from "./policies";
 import { meterD1, meterR2, type Meter } from "./meter";
@@ -10,6 +11,7 @@ import { R2Presigner } from "./r2-presign";
 import { ReferrerIndex } from "./referrers";
 import { RepositoryIndex } from "./repositories";
 import { openSession, type SessionStart } from "./session";
+import { RetentionStore } from "./retention";
 import { TagIndex } from "./tags";
 import { Uploads } from "./uploads";
 
@@ -61,4 +63,14 @@ export function createStorage(env: Env, request: RequestScope): Storage {
     repositories: new RepositoryIndex(databases.db),
     bookmark: () => session.bookmark(),
   };
+}
+
+/** What the scheduled lifecycle pass touches, built once per run. */
+export interface LifecycleStorage {
+  cursors: LifecycleCursors;
+  retention: RetentionStore;
+}
+
+export function createLifecycleStorage(env: Env): LifecycleStorage {
+  return { cursors: new LifecycleCursors(env.DB), retention: new RetentionStore(env.DB) };
 }

@@ -2,13 +2,19 @@ import type { Config } from "../config";
 import type { Database } from "./database";
 
 /**
- * What a namespace policy may set (migrations/0003_policies.sql). A setting
- * left out is left to the other policies that match and, where none sets it,
- * to its var.
+ * What a namespace policy may set (migrations/0003_policies.sql,
+ * 0004_retention.sql). A setting left out is left to the other policies that
+ * match and, where none sets it, to its var.
  */
 export interface PolicySettings {
   /** A tag, once pushed, keeps its digest: no push moves it and no DELETE removes it. */
   immutableTags?: boolean;
+  /** Untagged manifests are deleted this many days after their push; "never": they stay. */
+  deleteUntaggedAfterDays?: number | "never";
+  /** Of the tags matching keepTagsMatching, the newest this many stay and older ones are deleted; "all": every one stays. */
+  keepTags?: number | "all";
+  /** The tags keepTags counts, as a GLOB over tag names; others are left alone. Set together with keepTags. */
+  keepTagsMatching?: string;
 }
 
 export interface NamespacePolicy extends PolicySettings {
@@ -20,13 +26,42 @@ export interface NamespacePolicy extends PolicySettings {
 export type PolicyDefaults = Required<PolicySettings>;
 
 export function policyDefaultsOf(config: Config): PolicyDefaults {
-  return { immutableTags: config.IMMUTABLE_TAGS === "on" };
+  return {
+    immutableTags: config.IMMUTABLE_TAGS === "on",
+    deleteUntaggedAfterDays: config.RETENTION_UNTAGGED_DAYS,
+    keepTags: config.RETENTION_KEEP_TAGS,
+    keepTagsMatching: config.RETENTION_KEEP_TAGS_MATCHING,
+  };
 }
 
-// The column of each setting. A new setting is a column here and in a migration.
-const COLUMNS = { immutableTags: "immutable_tags" } as const satisfies Record<keyof PolicySettings, string>;
+type Value = number | string;
 
-type PolicyRow = { pattern: string; immutable_tags: number | null; updated_at: number };
+/** A setting's column, and how its value is written there and read back. */
+interface Column<T> {
+  name: string;
+  write(value: T): Value;
+  read(value: Value): T;
+}
+
+// "never" and "all" are 0 in their columns: a value that can stand against a var's default.
+const noLimit = <Word extends string>(word: Word): Pick<Column<number | Word>, "write" | "read"> => ({
+  write: (value) => (value === word ? 0 : value),
+  read: (value) => (value === 0 ? word : (value as number)),
+});
+
+// The column of each setting. A new setting is a column here and in a migration.
+const COLUMNS: { [Name in keyof PolicySettings]-?: Column<Required<PolicySettings>[Name]> } = {
+  immutableTags: { name: "immutable_tags", write: Number, read: (value) => value === 1 },
+  deleteUntaggedAfterDays: { name: "delete_untagged_after_days", ...noLimit("never") },
+  keepTags: { name: "keep_tags", ...noLimit("all") },
+  keepTagsMatching: { name: "keep_tags_matching", write: String, read: String },
+};
+const SETTINGS = Object.keys(COLUMNS) as (keyof PolicySettings)[];
+
+/** A setting's value as its column holds it, for SQL to weigh defaults against policies. */
+export function columnValue<Name extends keyof PolicySettings>(setting: Name, value: PolicyDefaults[Name]): Value {
+  return (COLUMNS[setting] as Column<PolicyDefaults[Name]>).write(value);
+}
 
 /**
  * SQL, true when tags are immutable in the namespace that the parameter
@@ -42,30 +77,60 @@ export function immutableTagsPolicyIn(namespace: string): string {
   return `(SELECT pattern FROM namespace_policies WHERE ${namespace} GLOB pattern AND immutable_tags = 1 ORDER BY pattern LIMIT 1)`;
 }
 
+// The most retentive of a retention column's values, 0 being "never delete": 0 if any says so, else the largest.
+const mostRetentive = (column: string) => `CASE WHEN MIN(${column}) = 0 THEN 0 ELSE MAX(${column}) END`;
+
+/**
+ * SQL: after how many days untagged manifests go in the namespace the SQL
+ * `namespace` names (0: never), the most retentive value of the policies
+ * matching it, else `fallback`'s.
+ */
+export function untaggedDaysIn(namespace: string, fallback: string): string {
+  return `COALESCE((SELECT ${mostRetentive("delete_untagged_after_days")} FROM namespace_policies WHERE ${namespace} GLOB pattern), ${fallback})`;
+}
+
+/**
+ * SQL: the keep-tags rules of the policies matching the namespace `namespace`
+ * names, a JSON array of [tag pattern, how many to keep (0: all)], one per
+ * tag pattern with its most retentive count; a policy that sets no pattern
+ * counts the tags `fallbackPattern` matches. '[]' where no policy sets keep_tags.
+ */
+export function keepRulesIn(namespace: string, fallbackPattern: string): string {
+  return `(SELECT json_group_array(json_array(tags, keep)) FROM (
+    SELECT COALESCE(keep_tags_matching, ${fallbackPattern}) AS tags, ${mostRetentive("keep_tags")} AS keep FROM namespace_policies
+    WHERE ${namespace} GLOB pattern AND keep_tags IS NOT NULL GROUP BY tags))`;
+}
+
+type PolicyRow = { pattern: string; updated_at: number } & Record<string, Value | null>;
+
 /** The namespace policies in D1, set by the administrator. Requests read them inside their own statements (see immutableTagsIn). */
 export class PolicyStore {
   constructor(private readonly db: Database) {}
 
   async list(): Promise<NamespacePolicy[]> {
-    const { results } = await this.db.prepare("SELECT pattern, immutable_tags, updated_at FROM namespace_policies ORDER BY pattern").all<PolicyRow>();
-    return results.map((row) => ({
-      pattern: row.pattern,
-      ...(row.immutable_tags === null ? {} : { immutableTags: row.immutable_tags === 1 }),
-      updatedAt: row.updated_at,
-    }));
+    const columns = SETTINGS.map((setting) => COLUMNS[setting].name).join(", ");
+    const { results } = await this.db.prepare(`SELECT pattern, ${columns}, updated_at FROM namespace_policies ORDER BY pattern`).all<PolicyRow>();
+    return results.map((row) => {
+      const policy: NamespacePolicy = { pattern: row.pattern, updatedAt: row.updated_at };
+      for (const setting of SETTINGS) {
+        const value = row[COLUMNS[setting].name];
+        if (value !== null && value !== undefined) Object.assign(policy, { [setting]: COLUMNS[setting].read(value) });
+      }
+      return policy;
+    });
   }
 
   /** Sets the settings given on a pattern's policy, creating it if need be; the policy's other settings stay as they were. */
   async set(pattern: string, settings: PolicySettings): Promise<void> {
-    const given = (Object.keys(COLUMNS) as (keyof PolicySettings)[]).filter((name) => settings[name] !== undefined);
-    const columns = given.map((name) => COLUMNS[name]);
+    const given = SETTINGS.filter((setting) => settings[setting] !== undefined);
+    const columns = given.map((setting) => COLUMNS[setting].name);
     await this.db
       .prepare(
         `INSERT INTO namespace_policies (pattern, updated_at${columns.map((column) => `, ${column}`).join("")})
          VALUES (?1, ?2${columns.map((_, i) => `, ?${i + 3}`).join("")})
          ON CONFLICT (pattern) DO UPDATE SET updated_at = excluded.updated_at${columns.map((column) => `, ${column} = excluded.${column}`).join("")}`,
       )
-      .bind(pattern, Date.now(), ...given.map((name) => Number(settings[name])))
+      .bind(pattern, Date.now(), ...given.map((setting) => columnValue(setting, settings[setting]!)))
       .run();
   }
 

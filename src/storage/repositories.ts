@@ -2,8 +2,8 @@ import type { PageRequest } from "../oci/pagination";
 import type { Database } from "./database";
 import { toPage, type Page } from "./page";
 
-// The namespace of the repository in `name`: its first path component.
-const NAMESPACE = "substr(repositories.name, 1, instr(repositories.name || '/', '/') - 1)";
+/** SQL: the namespace of the repository in `repositories.name`, its first path component. */
+export const NAMESPACE = "substr(repositories.name, 1, instr(repositories.name || '/', '/') - 1)";
 
 /** Which repositories a catalog shows: all, or those whose namespace matches a pattern or is public. */
 export type CatalogView = { all: true } | { all: false; patterns: string[]; publicNamespaces: boolean };

@@ -119,7 +119,9 @@ describe("the administration API", () => {
 });
 
 describe("the administration API: namespace policies", () => {
-  type Listing = { defaults: { immutableTags: boolean }; policies: { pattern: string; immutableTags?: boolean; updatedAt: string }[] };
+  type Settings = { immutableTags?: boolean; deleteUntaggedAfterDays?: number | "never"; keepTags?: number | "all"; keepTagsMatching?: string };
+  type Listing = { defaults: Required<Settings>; policies: ({ pattern: string; updatedAt: string } & Settings)[] };
+  const DEFAULTS = { immutableTags: false, deleteUntaggedAfterDays: "never", keepTags: "all", keepTagsMatching: "*" };
   const listing = async () => (await (await administer("GET", "policies")).json()) as Listing;
 
   it("is for administrators only: 401 without credentials, 403 for a user", async () => {
@@ -136,7 +138,7 @@ describe("the administration API: namespace policies", () => {
     const pattern = `${uniqueName("release")}-*`;
     expect((await administer("PUT", `policies/${pattern}`, { immutableTags: true })).status).toBe(204);
     const listed = await listing();
-    expect(listed.defaults).toEqual({ immutableTags: false });
+    expect(listed.defaults).toEqual(DEFAULTS);
     expect(listed.policies.find((p) => p.pattern === pattern)).toEqual({ pattern, immutableTags: true, updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
 
     expect((await administer("PUT", `policies/${pattern}`, { immutableTags: false })).status).toBe(204);
@@ -150,8 +152,20 @@ describe("the administration API: namespace policies", () => {
   });
 
   it("lists the defaults the vars give", async () => {
-    const response = await fetchWithEnv({ AUTH_MODE: "token", IMMUTABLE_TAGS: "on" }, "/admin/policies", { headers: { Authorization: adminAuthorization() } });
-    expect(((await response.json()) as Listing).defaults).toEqual({ immutableTags: true });
+    const vars = { IMMUTABLE_TAGS: "on", RETENTION_UNTAGGED_DAYS: "14", RETENTION_KEEP_TAGS: "5", RETENTION_KEEP_TAGS_MATCHING: "v*" };
+    const response = await fetchWithEnv({ AUTH_MODE: "token", ...vars }, "/admin/policies", { headers: { Authorization: adminAuthorization() } });
+    expect(((await response.json()) as Listing).defaults).toEqual({ immutableTags: true, deleteUntaggedAfterDays: 14, keepTags: 5, keepTagsMatching: "v*" });
+  });
+
+  it("sets retention beside immutability, each setting on its own, never and all included", async () => {
+    const pattern = uniqueName("retained");
+    const policy = async () => (await listing()).policies.find((p) => p.pattern === pattern);
+    expect((await administer("PUT", `policies/${pattern}`, { deleteUntaggedAfterDays: 30 })).status).toBe(204);
+    expect((await administer("PUT", `policies/${pattern}`, { keepTags: 10, keepTagsMatching: "v[0-9]*" })).status).toBe(204);
+    expect((await administer("PUT", `policies/${pattern}`, { immutableTags: true })).status).toBe(204);
+    expect(await policy()).toEqual({ pattern, immutableTags: true, deleteUntaggedAfterDays: 30, keepTags: 10, keepTagsMatching: "v[0-9]*", updatedAt: expect.any(String) });
+    expect((await administer("PUT", `policies/${pattern}`, { deleteUntaggedAfterDays: "never", keepTags: "all" })).status).toBe(204);
+    expect(await policy()).toMatchObject({ deleteUntaggedAfterDays: "never", keepTags: "all", keepTagsMatching: "v[0-9]*" });
   });
 
   it("refuses a malformed pattern, no setting, an unknown setting or a value of the wrong type (400)", async () => {
@@ -161,6 +175,14 @@ describe("the administration API: namespace policies", () => {
       [`policies/${pattern}`, {}],
       [`policies/${pattern}`, { immutableTags: true, maxBlobBytes: 5 }],
       [`policies/${pattern}`, { immutableTags: "on" }],
+      [`policies/${pattern}`, { deleteUntaggedAfterDays: 0 }],
+      [`policies/${pattern}`, { deleteUntaggedAfterDays: 1.5 }],
+      [`policies/${pattern}`, { deleteUntaggedAfterDays: "forever" }],
+      [`policies/${pattern}`, { keepTags: -1 }],
+      [`policies/${pattern}`, { keepTags: "none" }],
+      [`policies/${pattern}`, { keepTagsMatching: "v*" }],
+      [`policies/${pattern}`, { keepTags: 3, keepTagsMatching: "v/*" }],
+      [`policies/${pattern}`, { keepTags: 3, keepTagsMatching: "x".repeat(51) }],
     ] as const) {
       const refused = await administer("PUT", path, body);
       expect(refused.status).toBe(400);

@@ -295,7 +295,7 @@ describe("policy set, remove and list", () => {
 
     const lines = (await administer("policy", "list")).trimEnd().split("\n");
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${pattern.replace("*", "\\*")} +immutable-tags=on$`)));
-    expect(lines.at(-1)).toBe("Defaults where no policy sets it: immutable-tags=off");
+    expect(lines.at(-1)).toBe("Defaults where no policy sets it: immutable-tags=off, delete-untagged-after-days=never, keep-tags=all, keep-tags-matching=*");
     const listed = JSON.parse(await administer("policy", "list", "--json")) as { policies: { pattern: string }[] };
     expect(listed.policies).toContainEqual({ pattern, immutableTags: true, updatedAt: expect.any(String) });
 
@@ -330,11 +330,22 @@ describe("policy set, remove and list", () => {
     expect(copy.stderr).toContain(`tag 1.0 is immutable (namespace policy ${namespace}): it points at ${sha256(first)}`);
   });
 
-  it("policy set without a setting, or with one neither on nor off, is refused before any request; removing no policy is the API's 404", async () => {
-    for (const args of [[], ["--immutable-tags", "yes"]]) {
+  it("policy set --delete-untagged-after-days and --keep-tags set retention, which policy list shows; never and all lift them", async () => {
+    const pattern = `${unique("ci")}-*`;
+    const set = await administer("policy", "set", pattern, "--delete-untagged-after-days", "14", "--keep-tags", "20", "--keep-tags-matching", "pr-*");
+    expect(set).toContain(`Policy on ${pattern}: delete-untagged-after-days=14, keep-tags=20, keep-tags-matching=pr-*.`);
+    const listed = JSON.parse(await administer("policy", "list", "--json")) as { policies: { pattern: string }[] };
+    expect(listed.policies).toContainEqual({ pattern, deleteUntaggedAfterDays: 14, keepTags: 20, keepTagsMatching: "pr-*", updatedAt: expect.any(String) });
+    await administer("policy", "set", pattern, "--delete-untagged-after-days", "never", "--keep-tags", "all");
+    const lines = (await administer("policy", "list")).split("\n");
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${pattern.replace("*", "\\*")} +delete-untagged-after-days=never, keep-tags=all, keep-tags-matching=pr-\\*$`)));
+  });
+
+  it("policy set without a setting, or with a value it cannot take, is refused before any request; removing no policy is the API's 404", async () => {
+    for (const args of [[], ["--immutable-tags", "yes"], ["--delete-untagged-after-days", "0"], ["--keep-tags", "some"], ["--keep-tags-matching", "v*"]]) {
       const refused = await runAdmin("policy", "set", unique("team"), ...args);
       expect(refused.status).toBe(2);
-      expect(refused.stderr).toMatch(/--immutable-tags/);
+      expect(refused.stderr).toMatch(/--immutable-tags|--delete-untagged-after-days|--keep-tags/);
     }
     const missing = await runAdmin("policy", "remove", unique("team"));
     expect(missing.status).toBe(1);
