@@ -34,13 +34,11 @@ uploads.post(UPLOADS, requires("pull", "push"), async (c) => {
     }
   }
   const monolithic = c.req.query("digest");
-  const digest = monolithic === undefined ? undefined : parseDigest(monolithic);
-  const upload = await storage.uploads.create(repository, algorithmOf(c));
-  if (digest) {
-    const blob = settle(await upload.complete(digest, c.req.raw.body, chunkBounds(c)));
+  if (monolithic !== undefined) {
+    const blob = settle(await storage.uploads.push(repository, algorithmOf(c), parseDigest(monolithic), c.req.raw.body, chunkBounds(c)));
     return c.body(null, 201, { Location: blobLocation(repository, blob.digest), "Docker-Content-Digest": blob.digest, "Content-Length": "0" });
   }
-  return c.body(null, 202, uploadHeaders(upload, 0));
+  return c.body(null, 202, uploadHeaders(await storage.uploads.create(repository, algorithmOf(c)), 0));
 });
 
 // The collection itself has no upload to report or cancel.
@@ -149,8 +147,10 @@ function refusal(failure: UploadFailure): RegistryError {
         status: 413,
         ...range(failure.size),
       });
-    case "digest-mismatch":
-      return new RegistryError("DIGEST_INVALID", `expected ${failure.expected}, the uploaded bytes are ${failure.actual ?? "missing"}`);
+    case "digest-mismatch": {
+      const found = failure.actual === undefined ? "have another digest" : `are ${failure.actual ?? "missing"}`;
+      return new RegistryError("DIGEST_INVALID", `expected ${failure.expected}, the uploaded bytes ${found}`);
+    }
     case "out-of-memory":
       return new RegistryError("TOOMANYREQUESTS", `the upload buffers in use reach the limit UPLOAD_BUFFER_BUDGET = ${UPLOAD_BUFFER_BUDGET} bytes; retry shortly`, {
         headers: { "Retry-After": String(RETRY_AFTER_SECONDS), Range: uploadRange(failure.size) },

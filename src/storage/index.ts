@@ -54,7 +54,7 @@ export function createStorage(env: Env, request: RequestScope): Storage {
     blobs,
     blobCache: new BlobCache(caches.default, blobs),
     presigner: new R2Presigner(env),
-    uploads: new Uploads(env.UPLOADS, env.UPLOAD_SECRET, meter),
+    uploads: new Uploads(env.UPLOADS, env.UPLOAD_SECRET, meter, bucket, blobs),
     manifests: new ManifestStore(databases, bucket),
     manifestCache: new ManifestCache(request.origin, request.manifestCacheSeconds, request.waitUntil),
     policies: new PolicyStore(databases.db),

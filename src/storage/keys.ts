@@ -4,8 +4,10 @@ import type { RepositoryName } from "../oci/names";
 /*
  * The R2 key layout, drawn once:
  *
- *   blobs/<upload id>        the bytes of a blob, named by the upload session that wrote
- *                            them (R2 cannot rename); D1's `blobs` row maps digest -> key
+ *   blobs/<upload id>        the bytes of a blob, named by the upload that wrote them (R2
+ *                            cannot rename): its session object's id, or for a push that
+ *                            needs no session a fresh id of that kind; D1's `blobs` row
+ *                            maps digest -> key
  *   blobs/<upload id>.1      the same upload's bytes when more followed a first request
  *                            stored whole (R2 takes about one write a second to a key)
  *   manifests/<alg>/<hex>    manifests too large for a D1 row, by their digest

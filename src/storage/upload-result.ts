@@ -14,7 +14,8 @@ export type UploadFailure =
   | { reason: "overflow"; size: number; announced: number }
   /** The upload would grow past what it can hold. */
   | { reason: "too-large"; size: number; limit: number }
-  | { reason: "digest-mismatch"; expected: Digest; actual: Digest | null }
+  /** `actual` is null when the bytes are missing, absent when only R2 knows it. */
+  | { reason: "digest-mismatch"; expected: Digest; actual?: Digest | null }
   /** The isolate's upload buffers are all in use: try again shortly. */
   | { reason: "out-of-memory"; size: number }
   /** A completion was interrupted after the bytes were verified: only its PUT (or a cancel) can go on. */

@@ -8,7 +8,7 @@ import type { Database } from "./database";
 import { blobObjectKey } from "./keys";
 import { leaseBuffers, type Lease } from "./memory-budget";
 import { Meter, meterD1, meterR2, type Metered } from "./meter";
-import { BLOCK_BYTES, putWhole } from "./object-writer";
+import { BLOCK_BYTES, MAX_OBJECT_BYTES, putWhole } from "./object-writer";
 import { cutIntoParts, firstBufferBytes, MAX_UPLOAD_BYTES } from "./part-writer";
 import { refused, type UploadFailure, type UploadResult } from "./upload-result";
 import { createUploadTables, UploadStateStore, type Part, type UploadState } from "./upload-state";
@@ -60,9 +60,6 @@ interface Io {
 
 /** The isolate's upload buffers are all in use. */
 class BuffersExhausted extends Error {}
-
-// R2's largest single put (5 GiB less 5 MiB); a longer first request goes to parts.
-const MAX_OBJECT_BYTES = 5 * 1024 ** 3 - 5 * 1024 ** 2;
 
 /**
  * One blob upload, its state a union whose transitions upload-state.ts draws.
@@ -283,7 +280,7 @@ export class UploadSession extends DurableObject<Env> {
     const object: WholeObject = { ...state, kind: "object", size: length };
     const hasher = new Hasher(state.algorithm);
     this.#hash = null;
-    await this.#withBuffers(Math.min(BLOCK_BYTES, length), () => putWhole(io.bucket, this.#key(object), new ByteSource(null, body, length, io.meter), length, hasher));
+    await this.#withBuffers(Math.min(BLOCK_BYTES, length), () => putWhole(io.bucket, this.#key(object), new ByteSource(null, body, length, io.meter), length, { hasher }));
     if (!io.state.save(object)) {
       await io.bucket.delete(this.#key(object));
       throw new Error("cancelled");

@@ -1,17 +1,23 @@
 import type { Algorithm, Digest } from "../oci/digest";
 import { UPLOAD_LIFETIME_SECONDS } from "../oci/limits";
 import type { RepositoryName } from "../oci/names";
+import type { BlobStore } from "./blobs";
+import { pushWhole } from "./direct-upload";
+import { blobObjectKey } from "./keys";
 import type { Meter, Metered } from "./meter";
+import { MAX_OBJECT_BYTES } from "./object-writer";
 import { issueUploadId, verifyUploadId } from "./upload-id";
 import type { UploadResult } from "./upload-result";
 import type { ChunkBounds, SessionTarget, UploadSession } from "./upload-session";
 
-/** The repository-facing side of upload sessions: issues their ids and checks them. */
+/** The repository-facing side of uploads: issues session ids and checks them, and pushes whole blobs that need no session. */
 export class Uploads {
   constructor(
     private readonly namespace: DurableObjectNamespace<UploadSession>,
     private readonly secret: string | undefined,
     private readonly meter: Meter,
+    private readonly bucket: R2Bucket,
+    private readonly blobs: BlobStore,
   ) {}
 
   /** A new upload. Nothing is stored yet: the session begins with its first request. */
@@ -26,6 +32,18 @@ export class Uploads {
     const objectId = await verifyUploadId(this.#secret(), repository, uploadId, Date.now(), UPLOAD_LIFETIME_SECONDS);
     if (!objectId) return null;
     return new Upload(uploadId, { repository, algorithm }, this.namespace.get(this.namespace.idFromString(objectId)), this.meter);
+  }
+
+  /**
+   * A blob pushed in one request (POST ?digest=). One that announces its
+   * length and fits one R2 object goes straight to R2 from here; any other
+   * (a chunked body of unknown length, a range) through a session.
+   */
+  async push(repository: RepositoryName, algorithm: Algorithm, digest: Digest, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<UploadResult<{ digest: Digest; size: number }>> {
+    if (!isWholeObject(chunk)) return (await this.create(repository, algorithm)).complete(digest, body, chunk);
+    // A fresh id of the kind sessions have, so the blob's key is like any upload's; no session ever takes it.
+    const key = blobObjectKey(this.namespace.newUniqueId().toString());
+    return pushWhole({ bucket: this.bucket, blobs: this.blobs, meter: this.meter }, { repository, key }, digest, body, chunk.length);
   }
 
   #secret(): string {
@@ -69,4 +87,9 @@ export class Upload {
     this.meter.add(cost);
     return result;
   }
+}
+
+/** Whether a body of this announced length and range can be streamed into one R2 object from the Worker. */
+function isWholeObject(chunk: ChunkBounds): chunk is { length: number } {
+  return chunk.start === undefined && chunk.length !== undefined && chunk.length <= MAX_OBJECT_BYTES;
 }
