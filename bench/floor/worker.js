@@ -8,27 +8,39 @@
  * cannot either, so each workload of ours has its twin here.
  *
  *   PUT /__floor/responses               JSON [{ method, path, status, headers: [[name, value]],
- *                                        body: base64 | null, object: R2 key | null }]: answers to replay
+ *                                        body: base64 | null, object: R2 key | null }]: answers to replay,
+ *                                        kept in memory and in R2 (a reloaded isolate reads them back)
  *   PUT /__floor/objects/<layout>/<key>  stores the body under <key>: layout "single" with one put,
  *                                        "parts" in 8 MiB multipart parts (what chunked uploads produce)
  *   <method> <path>                      the recorded answer; GET /v2/ answers `{}` until one is recorded
  */
 const PART_SIZE = 8 * 1024 * 1024;
 
-/** "GET /v2/x?n=1" → the recorded answer. Module state lives as long as the isolate, which wrangler dev keeps. */
+const RECORDINGS = "__floor/responses/";
+
+/** "GET /v2/x?n=1" → the recorded answer. Module state lives as long as the isolate. */
 const responses = new Map();
+/** This isolate reading back what earlier ones recorded, once: wrangler dev may reload the worker mid-run. */
+let restoring = null;
 
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
-    const recorded = responses.get(`${request.method} ${url.pathname}${url.search}`);
+    const key = `${request.method} ${url.pathname}${url.search}`;
+    if (!responses.has(key) && !url.pathname.startsWith("/__floor/")) await (restoring ??= restore(env.BLOBS));
+    const recorded = responses.get(key);
     if (recorded) {
       if (recorded.object === null) return new Response(recorded.body, { status: recorded.status, headers: recorded.headers });
       const object = await env.BLOBS.get(recorded.object);
       if (!object) return new Response(`floor: object ${recorded.object} was never stored`, { status: 500 });
       return new Response(object.body, { status: recorded.status, headers: recorded.headers });
     }
-    if (request.method === "PUT" && url.pathname === "/__floor/responses") return record(await request.json());
+    if (request.method === "PUT" && url.pathname === "/__floor/responses") {
+      const text = await request.text();
+      await env.BLOBS.put(`${RECORDINGS}${crypto.randomUUID()}`, text);
+      record(JSON.parse(text));
+      return new Response(null, { status: 201 });
+    }
     const seed = url.pathname.match(/^\/__floor\/objects\/(single|parts)\/(.+)$/);
     if (request.method === "PUT" && seed) {
       if (seed[1] === "single") await env.BLOBS.put(seed[2], request.body);
@@ -45,7 +57,15 @@ function record(entries) {
   for (const { method, path, status, headers, body, object } of entries) {
     responses.set(`${method} ${path}`, { status, headers, body: body === null ? null : bytesOf(body), object });
   }
-  return new Response(null, { status: 201 });
+}
+
+async function restore(bucket) {
+  let cursor;
+  do {
+    const listing = await bucket.list({ prefix: RECORDINGS, cursor });
+    for (const { key } of listing.objects) record(await (await bucket.get(key)).json());
+    cursor = listing.truncated ? listing.cursor : undefined;
+  } while (cursor);
 }
 
 function bytesOf(base64) {

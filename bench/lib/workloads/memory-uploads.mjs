@@ -9,7 +9,6 @@ import { formatNumber } from "../report.mjs";
 import { MiB, mibPerSecond, timed } from "../stats.mjs";
 import { messageOf } from "./outcomes.mjs";
 
-
 const MB = (bytes) => bytes / MiB;
 
 /** `concurrency` generated streams of `mib` MiB, and their push all at once, timed, each upload's outcome settled. */
