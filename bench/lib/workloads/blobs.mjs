@@ -74,6 +74,9 @@ const blobGet = (repo, blob, layout = "single") => ({ method: "GET", target: `/v
 
 const NO_REDIRECT = "ours answers blob GETs directly (no redirect on this revision)";
 
+/** The i-th request's blob: the list over and over. */
+const nth = (blobs, i) => blobs[i % blobs.length];
+
 const pullSmall = {
   id: "pull-small",
   title: "pull 64 KiB blobs, c=16 (a redirect followed if given)",
@@ -81,8 +84,8 @@ const pullSmall = {
   floorTarget: true,
   floor: ({ data }) => data.pullBlobs.map((blob) => blobGet(REPOS.pull, blob)),
   async run({ config, data }, { client }) {
-    const blobs = data.pullBlobs;
-    return poolOutcome(await runPool({ count: config.pullRequests, concurrency: 16, task: (i) => client.pullBlob(REPOS.pull, blobs[i % blobs.length].digest, blobs[i % blobs.length].size) }));
+    const blob = (i) => nth(data.pullBlobs, i);
+    return poolOutcome(await runPool({ count: config.pullRequests, concurrency: 16, task: (i) => client.pullBlob(REPOS.pull, blob(i).digest, blob(i).size) }));
   },
 };
 
@@ -93,8 +96,8 @@ const blobHead = {
   floorTarget: true,
   floor: ({ data }) => data.pullBlobs.map((blob) => ({ method: "HEAD", target: `/v2/${REPOS.pull}/blobs/${blob.digest}` })),
   async run({ config, data }, { client }) {
-    const blobs = data.pullBlobs;
-    return poolOutcome(await runPool({ count: config.manifestRequests, concurrency: 32, task: (i) => client.headBlob(REPOS.pull, blobs[i % blobs.length].digest, blobs[i % blobs.length].size) }));
+    const blob = (i) => nth(data.pullBlobs, i);
+    return poolOutcome(await runPool({ count: config.manifestRequests, concurrency: 32, task: (i) => client.headBlob(REPOS.pull, blob(i).digest, blob(i).size) }));
   },
 };
 
@@ -113,8 +116,7 @@ const blobRedirect = {
   floorTarget: true,
   floor: ({ data }) => data.pullBlobs.map((blob) => blobGet(REPOS.hops, blob)),
   async run({ config, data }, { client }) {
-    const blobs = data.pullBlobs;
-    return poolOutcome(await runPool({ count: config.pullRequests, concurrency: 16, task: (i) => client.blobRedirect(REPOS.hops, blobs[i % blobs.length].digest) }));
+    return poolOutcome(await runPool({ count: config.pullRequests, concurrency: 16, task: (i) => client.blobRedirect(REPOS.hops, nth(data.pullBlobs, i).digest) }));
   },
 };
 
@@ -132,7 +134,7 @@ const blobFinal = {
     // Fresh URLs each round (they expire), fetched before the clock starts.
     const locations = [];
     for (const blob of blobs) locations.push(await client.blobRedirect(REPOS.hops, blob.digest));
-    return poolOutcome(await runPool({ count: config.pullRequests, concurrency: 16, task: (i) => client.finalHop(locations[i % blobs.length], blobs[i % blobs.length].digest, blobs[i % blobs.length].size) }));
+    return poolOutcome(await runPool({ count: config.pullRequests, concurrency: 16, task: (i) => client.finalHop(nth(locations, i), nth(blobs, i).digest, nth(blobs, i).size) }));
   },
 };
 
