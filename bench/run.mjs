@@ -23,7 +23,12 @@ import { now } from "./lib/stats.mjs";
 import { MAIN_WORKLOADS, MEMORY_WORKLOADS } from "./lib/workloads/index.mjs";
 
 const REPO_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const log = (message) => console.error(message);
+const began = now();
+/** Progress, stamped with the time since the bench began (so a run's phases can be timed from its log). */
+function log(message) {
+  const seconds = Math.round((now() - began) / 1000);
+  console.error(`[${String(Math.floor(seconds / 60)).padStart(2, "0")}:${String(seconds % 60).padStart(2, "0")}] ${message}`);
+}
 
 /** The commit measured, and whether tracked files outside bench/ differed from it. */
 function revision() {
@@ -155,7 +160,9 @@ async function startMain({ workloads, serverSpec, context }) {
   const distribution = workloads.some((w) => w.peer !== false) ? await start(() => startDistribution({ binary, workDir })) : undefined;
   const servers = { instances: { ours }, distribution, floor: undefined };
   log(`setup (untimed) …`);
-  for (const server of [ours, distribution].filter(Boolean)) server.state = await setupServer(server.client, data, config, log);
+  const reads = (prefix) => workloads.some((w) => w.id.startsWith(prefix));
+  const needs = { tags: reads("tags-"), referrers: reads("referrers-") };
+  for (const server of [ours, distribution].filter(Boolean)) server.state = await setupServer(server.client, data, config, log, needs);
   const probe = await fetch(new URL("/v2/", ours.baseUrl));
   await probe.arrayBuffer();
   const metered = probe.headers.has("registry-cost");

@@ -78,18 +78,22 @@ async function probeReferrers(client, data) {
   return (await client.probe(`/v2/${REPOS.referrers}/referrers/${data.image.digest}`)) === 200;
 }
 
-export async function setupServer(client, data, config, log) {
+/** The main setup of ours and of distribution; the tags and referrers (the longest part) only if a selected workload reads them. */
+export async function setupServer(client, data, config, log, { tags = true, referrers = true } = {}) {
   const c = config.setupConcurrency;
   await pushImage(client, data, REPOS.manifests, "latest");
 
-  log(`  ${client.name}: ${data.tags.length} tags`);
-  await pushImage(client, data, REPOS.tags, data.image.digest);
-  await setupPool("tags", data.tags.length, c, (i) => client.putManifest(REPOS.tags, data.tags[i], data.image));
-  const paginatesTags = await probeTagPagination(client);
+  let paginatesTags = null;
+  if (tags) {
+    log(`  ${client.name}: ${data.tags.length} tags`);
+    await pushImage(client, data, REPOS.tags, data.image.digest);
+    await setupPool("tags", data.tags.length, c, (i) => client.putManifest(REPOS.tags, data.tags[i], data.image));
+    paginatesTags = await probeTagPagination(client);
+  }
 
   await pushImage(client, data, REPOS.referrers, data.image.digest);
   const referrersSupported = await probeReferrers(client, data);
-  if (referrersSupported) {
+  if (referrersSupported && referrers) {
     log(`  ${client.name}: ${data.referrers.length} referrers`);
     await setupPool("referrers", data.referrers.length, c, (i) => client.putManifest(REPOS.referrers, data.referrers[i].digest, data.referrers[i]));
   }
