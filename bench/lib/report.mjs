@@ -218,14 +218,14 @@ function layoutTable(rows) {
     if (!single || !parts) return null;
     const a = pick(single);
     const b = pick(parts);
-    return [formatNumber(a), formatNumber(b), formatRatio(b / a)];
+    return Number.isFinite(a) || Number.isFinite(b) ? [formatNumber(a), formatNumber(b), formatRatio(b / a)] : null;
   };
   const lines = [
     ["ours (main instance: a redirect followed if given)", pair("", (r) => r.ours)],
     ["ours, direct (BLOB_REDIRECT=none)", pair("-direct", (r) => r.ours)],
     ["floor (one R2 get of an object stored the same way)", pair("", (r) => r.floor)],
     ["distribution (context)", pair("", (r) => r.theirs)],
-  ].filter(([, values]) => values && values.some((v) => v !== "–"));
+  ].filter(([, values]) => values !== null);
   if (lines.length === 0) return null;
   return table(["pulled from", "one object MiB/s", "R2 parts MiB/s", "parts / one object"], lines.map(([label, values]) => [label, ...values]));
 }
