@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: our registry (wrangler dev) against CNCF distribution,
- * the same workloads on both, interleaved round by round (ours, then
- * distribution, each round) so machine noise hits both alike; each round also
- * measures the floor, a Worker with no work of its own under the same wrangler dev.
+ * `npm run bench`: our registry (wrangler dev) against its floor twin (a
+ * Worker with no work of its own under the same wrangler dev, replaying ours'
+ * answers) and CNCF distribution, the same workloads on each, interleaved
+ * round by round (ours, floor, distribution) so machine noise hits all alike.
  * See bench/README.md; `npm run bench -- --help` lists the settings.
  */
 import { execFileSync } from "node:child_process";
@@ -14,16 +14,21 @@ import { fileURLToPath } from "node:url";
 import { bundleSize } from "./lib/bundle.mjs";
 import { RegistryClient } from "./lib/client.mjs";
 import { loadConfig, usage } from "./lib/config.mjs";
-import { makeSharedData, setupServer } from "./lib/fixtures.mjs";
-import { evaluateTargets, formatNumber, renderReport, Results, summarize } from "./lib/report.mjs";
-import { FloorRun } from "./lib/floor.mjs";
+import { makeSharedData, setupDirect, setupRedirect, setupServer } from "./lib/fixtures.mjs";
+import { evaluateTargets, formatNumber, renderReport, Results, ROLES, summarize } from "./lib/report.mjs";
+import { prepareFloor } from "./lib/floor.mjs";
 import { distributionVersion, ensureDistribution, logTail, makeWorkDir, startDistribution, startFloor, startOurs } from "./lib/servers.mjs";
 import { measureCpu } from "./lib/cpu.mjs";
 import { now } from "./lib/stats.mjs";
-import { MAIN_WORKLOADS, MEMORY_WORKLOADS } from "./lib/workloads.mjs";
+import { MAIN_WORKLOADS, MEMORY_WORKLOADS } from "./lib/workloads/index.mjs";
 
 const REPO_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const log = (message) => console.error(message);
+const began = now();
+/** Progress, stamped with the time since the bench began (so a run's phases can be timed from its log). */
+function log(message) {
+  const seconds = Math.round((now() - began) / 1000);
+  console.error(`[${String(Math.floor(seconds / 60)).padStart(2, "0")}:${String(seconds % 60).padStart(2, "0")}] ${message}`);
+}
 
 /** The commit measured, and whether tracked files outside bench/ differed from it. */
 function revision() {
@@ -56,35 +61,57 @@ function describe(workload, outcome) {
   return `${figures}${outcome.failures.length ? `, ${outcome.failures.length} FAILED: ${outcome.failures[0]}` : ""}`;
 }
 
-/** One round: each workload on ours, then on distribution. */
+/** The servers that play each role in a workload: the instance of ours it names, the floor if it has a twin, distribution unless not. */
+function rolesOf(workload, servers) {
+  return {
+    ours: servers.instances[workload.instance ?? "ours"],
+    floor: workload.floor ? servers.floor : undefined,
+    distribution: workload.peer === false ? undefined : servers.distribution,
+  };
+}
+
+/** One round: each workload on ours, then on its floor twin, then on distribution; those that need ours to redirect are skipped when it does not. */
 async function runRound({ round, rounds, workloads, servers, context, results }) {
   for (const workload of workloads) {
-    for (const server of servers) {
+    if (workload.needsRedirect && !context.redirects) {
+      results.unsupported(workload, "ours", workload.needsRedirect);
+      continue;
+    }
+    const roles = rolesOf(workload, servers);
+    for (const role of ROLES) {
+      const server = roles[role];
+      if (!server) continue;
       const reason = workload.unsupported?.(server.state);
       if (reason) {
-        results.unsupported(workload, server.name, reason);
+        results.unsupported(workload, role, reason);
         continue;
       }
-      const pidsBefore = server.workerPids();
-      const { result: outcome, wallMs, shares } = await measureCpu(server.processes(), () => workload.run({ ...context, round }, server));
+      const watched = [server, ...(role === "ours" ? (workload.alsoUses ?? []).map((name) => servers.instances[name]) : [])];
+      const pidsBefore = watched.map((s) => s.workerPids());
+      const { result: outcome, wallMs, shares } = await measureCpu(
+        watched.flatMap((s) => s.processes()),
+        () => workload.run({ ...context, round }, server),
+      );
       outcome.cpu = shares;
       outcome.wallMs = wallMs;
       // wrangler dev restarts the worker when its sources or dependencies change under it: say so, the figures are void.
-      if (server.workerPids() !== pidsBefore) {
-        outcome.failures.push(`${server.name}'s processes changed during the run (${pidsBefore} → ${server.workerPids()}): restarted`);
+      for (const [i, s] of watched.entries()) {
+        if (s.workerPids() !== pidsBefore[i]) outcome.failures.push(`${s.name}'s processes changed during the run (${pidsBefore[i]} → ${s.workerPids()}): restarted`);
       }
-      results.record(workload, server.name, outcome);
+      results.record(workload, role, outcome);
       log(`[round ${round}/${rounds}] ${workload.id} ${server.name}: ${describe(workload, outcome)}`);
-      if (!server.alive()) throw new Error(`${server.name} died during ${workload.id}, round ${round}; its log ends:\n${logTail(server)}`);
+      for (const s of watched) if (!s.alive()) throw new Error(`${s.name} died during ${workload.id}, round ${round}; its log ends:\n${logTail(s)}`);
     }
   }
 }
+
+const withClient = (server, state = {}) => ({ ...server, client: new RegistryClient(server.name, server.baseUrl), state });
 
 /** Starts ours then distribution; both are recorded in `started` so any exit stops them. */
 async function startPair({ binary, workDir, started }) {
   started.push(await startOurs({ repoDir: REPO_DIR, workDir }));
   started.push(await startDistribution({ binary, workDir }));
-  const pair = started.slice(-2).map((s) => ({ ...s, client: new RegistryClient(s.name, s.baseUrl), state: {} }));
+  const pair = started.slice(-2).map((s) => withClient(s));
   log(`servers: ${pair.map((s) => `${s.name} ${s.baseUrl}`).join(", ")}`);
   return pair;
 }
@@ -97,11 +124,11 @@ async function startPair({ binary, workDir, started }) {
 async function memoryPhase({ workloads, config, context, results, servers }) {
   for (const workload of workloads) {
     for (let round = 1; round <= config.rounds; round++) {
-      const pair = await startPair(servers);
+      const [ours, distribution] = await startPair(servers);
       try {
-        await runRound({ round, rounds: config.rounds, workloads: [workload], servers: pair, context, results });
+        await runRound({ round, rounds: config.rounds, workloads: [workload], servers: { instances: { ours }, distribution }, context, results });
       } finally {
-        for (const server of pair) {
+        for (const server of [ours, distribution]) {
           await server.stop();
           rmSync(server.dataDir, { recursive: true, force: true });
         }
@@ -110,8 +137,66 @@ async function memoryPhase({ workloads, config, context, results, servers }) {
   }
 }
 
+// The other instances of ours, started only when ours redirects blob GETs and a selected workload reads one.
+const VARIANTS = [
+  { name: "ours-direct", vars: { BLOB_REDIRECT: "none" }, setup: setupDirect },
+  { name: "ours-redirect", vars: { REDIRECT_MIN_BYTES: "1" }, setup: setupRedirect },
+];
+
+/**
+ * The servers of the main phase, set up (untimed): ours, distribution if a
+ * workload runs on it, the variants of ours, and the floor with the answers
+ * its twins replay. Returns them and a line about each for the report.
+ */
+async function startMain({ workloads, serverSpec, context }) {
+  const { binary, workDir, started } = serverSpec;
+  const { data, config } = context;
+  const start = async (launch, state) => {
+    const server = await launch();
+    started.push(server);
+    return withClient(server, state);
+  };
+  const ours = await start(() => startOurs({ repoDir: REPO_DIR, workDir }));
+  const distribution = workloads.some((w) => w.peer !== false) ? await start(() => startDistribution({ binary, workDir })) : undefined;
+  const servers = { instances: { ours }, distribution, floor: undefined };
+  log(`setup (untimed) …`);
+  const reads = (prefix) => workloads.some((w) => w.id.startsWith(prefix));
+  const needs = { tags: reads("tags-"), referrers: reads("referrers-") };
+  for (const server of [ours, distribution].filter(Boolean)) server.state = await setupServer(server.client, data, config, log, needs);
+  const probe = await fetch(new URL("/v2/", ours.baseUrl));
+  await probe.arrayBuffer();
+  const metered = probe.headers.has("registry-cost");
+  const lines = [
+    `ours: \`npm start\` with COST_HEADER=on, ${ours.baseUrl}; Registry-Cost header ${metered ? "present" : "absent (no meter on this revision)"}; blob GET of the big blob answered ${ours.state.redirects ? "with a redirect" : "directly"}, of a 64 KiB blob ${ours.state.smallRedirects ? "with a redirect" : "directly"}`,
+  ];
+  context.redirects = ours.state.redirects;
+  for (const variant of VARIANTS) {
+    const used = workloads.some((w) => [w.instance, ...(w.alsoUses ?? [])].includes(variant.name));
+    if (!used) continue;
+    const vars = Object.entries(variant.vars).map(([k, v]) => `${k}=${v}`).join(" ");
+    if (!context.redirects) {
+      lines.push(`${variant.name} (${vars}): not started, ours does not redirect blob GETs`);
+      continue;
+    }
+    const server = await start(() => startOurs({ repoDir: REPO_DIR, workDir, name: variant.name, vars: variant.vars }), ours.state);
+    await variant.setup(server.client, data, config, log);
+    servers.instances[variant.name] = server;
+    lines.push(`${variant.name}: a second \`npm start\` with ${vars}, ${server.baseUrl}`);
+  }
+  if (distribution) lines.push(`distribution: ${distribution.baseUrl}`);
+  const twins = workloads.filter((w) => w.floor && servers.instances[w.instance ?? "ours"]);
+  if (twins.length > 0) {
+    log("floor: recording ours' answers for the twins …");
+    servers.floor = await start(() => startFloor({ repoDir: REPO_DIR, workDir }), ours.state);
+    await prepareFloor({ floor: servers.floor, workloads: twins, context, instances: servers.instances, log });
+    lines.push(`floor: bench/floor/worker.js under the same wrangler dev, ${servers.floor.baseUrl}, replaying ours' answers`);
+  }
+  log(`setup: ${[ours, distribution].filter(Boolean).map((s) => `${s.name} ${JSON.stringify(s.state)}`).join(", ")}`);
+  return { servers, lines };
+}
+
 function hasFailures(results) {
-  return results.entries().some(({ servers }) => Object.values(servers).some((side) => side.outcomes.some((o) => o.failures.length > 0)));
+  return results.entries().some(({ roles }) => Object.values(roles).some((side) => side.outcomes.some((o) => o.failures.length > 0)));
 }
 
 /** The servers' data dirs hold gigabytes: always removed unless BENCH_KEEP; the logs stay when something went wrong. */
@@ -134,20 +219,28 @@ function cleanupOnce(servers) {
   return () => (done ??= Promise.all(servers.map((s) => s.stop().catch(() => {}))));
 }
 
+/** --only and --skip: workload ids, or "memory" for every memory workload. */
+function selection(config) {
+  const all = [...MEMORY_WORKLOADS, ...MAIN_WORKLOADS];
+  const expand = (ids) => (ids ? new Set([...ids].flatMap((id) => (id === "memory" ? MEMORY_WORKLOADS.map((w) => w.id) : [id]))) : null);
+  const only = expand(config.only);
+  const skip = expand(config.skip) ?? new Set();
+  // A mistyped id would otherwise run nothing and say nothing.
+  const known = new Set(all.map((w) => w.id));
+  const unknown = [...(only ?? []), ...skip].filter((id) => !known.has(id));
+  if (unknown.length > 0) throw new Error(`no workload ${unknown.join(", ")}; the ids are memory (all memory workloads), ${[...known].join(", ")}`);
+  return (list) => list.filter((w) => (!only || only.has(w.id)) && !skip.has(w.id));
+}
+
 async function main() {
   const config = loadConfig();
   if (config.help) {
     console.log(usage());
     return 0;
   }
-  // A mistyped id would otherwise run nothing and say nothing.
-  const known = new Set(["floor", ...[...MEMORY_WORKLOADS, ...MAIN_WORKLOADS].map((w) => w.id)]);
-  const unknown = [...(config.only ?? [])].filter((id) => !known.has(id));
-  if (unknown.length > 0) throw new Error(`--only: no workload ${unknown.join(", ")}; the ids are ${[...known].join(", ")}`);
-  const selected = (list) => (config.only ? list.filter((w) => config.only.has(w.id)) : list);
+  const selected = selection(config);
   const memoryWorkloads = selected(MEMORY_WORKLOADS);
   const mainWorkloads = selected(MAIN_WORKLOADS);
-  const floorSelected = !config.only || config.only.has("floor");
   const startedAt = new Date();
   const start = now();
 
@@ -175,35 +268,25 @@ async function main() {
   }
 
   const results = new Results();
-  let floor = null;
+  let instances = [];
   let fatal = null;
   try {
     log("data: generating shared content …");
     const data = makeSharedData(config);
-    const context = { config, data };
+    const context = { config, data, instances: {}, redirects: false };
     const serverSpec = { binary, workDir, started };
 
     if (memoryWorkloads.length > 0) {
       log("memory phase: a fresh pair of servers each round …");
       await memoryPhase({ workloads: memoryWorkloads, config, context, results, servers: serverSpec });
     }
-    if (mainWorkloads.length > 0 || floorSelected) {
-      const servers = mainWorkloads.length > 0 ? await startPair(serverSpec) : [];
-      log("setup (untimed) …");
-      for (const server of servers) server.state = await setupServer(server.client, data, config, log);
-      log(`setup: ${servers.map((s) => `${s.name} ${JSON.stringify(s.state)}`).join(", ")}`);
-      let floorRun = null;
-      if (floorSelected) {
-        log("floor: a Worker with no work of its own, under the same wrangler dev …");
-        const server = await startFloor({ repoDir: REPO_DIR, workDir });
-        started.push(server);
-        floorRun = await FloorRun.prepare({ server, data, config, log });
-      }
+    if (mainWorkloads.length > 0) {
+      const main = await startMain({ workloads: mainWorkloads, serverSpec, context });
+      instances = main.lines;
+      context.instances = main.servers.instances;
       for (let round = 1; round <= config.rounds; round++) {
-        await runRound({ round, rounds: config.rounds, workloads: mainWorkloads, servers, context, results });
-        await floorRun?.round(round);
+        await runRound({ round, rounds: config.rounds, workloads: mainWorkloads, servers: main.servers, context, results });
       }
-      floor = floorRun?.summary() ?? null;
     }
   } catch (error) {
     // Still report what was measured; the error goes last.
@@ -215,7 +298,7 @@ async function main() {
 
   const rows = summarize(results);
   const targets = evaluateTargets(rows, results);
-  const report = renderReport({ results, rows, targets, floor, machine, bundle, config, startedAt, elapsedMs: now() - start });
+  const report = renderReport({ results, rows, targets, instances, machine, bundle, config, startedAt, elapsedMs: now() - start });
   console.log(report);
   if (config.report) {
     writeFileSync(config.report, `${report}\n`);
@@ -226,8 +309,7 @@ async function main() {
     return 2;
   }
   // A wrong answer anywhere makes the comparison suspect: say so in the exit code.
-  const floorFailed = floor?.some((m) => m.failures.length > 0) ?? false;
-  return floorFailed || rows.some((r) => r.failures.ours > 0 || r.failures.distribution > 0) ? 1 : 0;
+  return hasFailures(results) ? 1 : 0;
 }
 
 main().then(

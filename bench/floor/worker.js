@@ -1,34 +1,79 @@
 /**
  * The floor under our registry in `wrangler dev`: a Worker with no work of its
- * own, run by the same wrangler, workerd and R2 simulator. What it cannot beat,
- * the registry cannot either, so the bench measures it beside ours.
+ * own, run by the same wrangler, workerd and R2 simulator. The bench records
+ * our registry's answer to each request a workload makes (status, headers,
+ * body) and this Worker replays it: the same size and headers from memory, or,
+ * where ours streams a blob (a direct GET, the final hop of a redirect), one R2
+ * get of the same bytes stored the same way. What it cannot beat, the registry
+ * cannot either, so each workload of ours has its twin here.
  *
- *   GET /v2/                          answers `{}` at once
- *   PUT /seed/<layout>/<digest>       stores the body: layout "single" with one put,
- *                                     "parts" in 8 MiB multipart parts (what uploads produce)
- *   GET /v2/<layout>/blobs/<digest>   streams that object back
+ *   PUT /__floor/responses               JSON [{ method, path, status, headers: [[name, value]],
+ *                                        body: base64 | null, object: R2 key | null }]: answers to replay,
+ *                                        kept in memory and in R2 (a reloaded isolate reads them back)
+ *   PUT /__floor/objects/<layout>/<key>  stores the body under <key>: layout "single" with one put,
+ *                                        "parts" in 8 MiB multipart parts (what chunked uploads produce)
+ *   <method> <path>                      the recorded answer; GET /v2/ answers `{}` until one is recorded
  */
 const PART_SIZE = 8 * 1024 * 1024;
 
+const RECORDINGS = "__floor/responses/";
+
+/** "GET /v2/x?n=1" → the recorded answer. Module state lives as long as the isolate. */
+const responses = new Map();
+/** This isolate reading back what earlier ones recorded, once: wrangler dev may reload the worker mid-run. */
+let restoring = null;
+
 export default {
   async fetch(request, env) {
-    const path = new URL(request.url).pathname.split("/").filter(Boolean);
-    // The header the bench client checks on /v2/, as a registry sends it.
-    if (request.method === "GET" && path.length === 1 && path[0] === "v2") return Response.json({}, { headers: { "Docker-Distribution-API-Version": "registry/2.0" } });
-    if (request.method === "PUT" && path[0] === "seed" && path.length === 3) {
-      const [, layout, digest] = path;
-      if (layout === "single") await env.BLOBS.put(`${layout}/${digest}`, request.body);
-      else await putParts(env.BLOBS, `${layout}/${digest}`, request.body);
+    const url = new URL(request.url);
+    const key = `${request.method} ${url.pathname}${url.search}`;
+    if (!responses.has(key) && !url.pathname.startsWith("/__floor/")) await (restoring ??= restore(env.BLOBS));
+    const recorded = responses.get(key);
+    if (recorded) {
+      if (recorded.object === null) return new Response(recorded.body, { status: recorded.status, headers: recorded.headers });
+      const object = await env.BLOBS.get(recorded.object);
+      if (!object) return new Response(`floor: object ${recorded.object} was never stored`, { status: 500 });
+      return new Response(object.body, { status: recorded.status, headers: recorded.headers });
+    }
+    if (request.method === "PUT" && url.pathname === "/__floor/responses") {
+      const text = await request.text();
+      await env.BLOBS.put(`${RECORDINGS}${crypto.randomUUID()}`, text);
+      record(JSON.parse(text));
       return new Response(null, { status: 201 });
     }
-    if (request.method === "GET" && path[0] === "v2" && path[2] === "blobs" && path.length === 4) {
-      const object = await env.BLOBS.get(`${path[1]}/${path[3]}`);
-      if (!object) return new Response(null, { status: 404 });
-      return new Response(object.body, { headers: { "Content-Type": "application/octet-stream", "Content-Length": String(object.size) } });
+    const seed = url.pathname.match(/^\/__floor\/objects\/(single|parts)\/(.+)$/);
+    if (request.method === "PUT" && seed) {
+      if (seed[1] === "single") await env.BLOBS.put(seed[2], request.body);
+      else await putParts(env.BLOBS, seed[2], request.body);
+      return new Response(null, { status: 201 });
     }
-    return new Response(null, { status: 404 });
+    // The bench waits for GET /v2/ before recording anything.
+    if (request.method === "GET" && url.pathname === "/v2/") return Response.json({}, { headers: { "Docker-Distribution-API-Version": "registry/2.0" } });
+    return new Response(`floor: nothing recorded for ${request.method} ${url.pathname}${url.search}`, { status: 404 });
   },
 };
+
+function record(entries) {
+  for (const { method, path, status, headers, body, object } of entries) {
+    responses.set(`${method} ${path}`, { status, headers, body: body === null ? null : bytesOf(body), object });
+  }
+}
+
+async function restore(bucket) {
+  let cursor;
+  do {
+    const listing = await bucket.list({ prefix: RECORDINGS, cursor });
+    for (const { key } of listing.objects) record(await (await bucket.get(key)).json());
+    cursor = listing.truncated ? listing.cursor : undefined;
+  } while (cursor);
+}
+
+function bytesOf(base64) {
+  const binary = atob(base64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
 
 async function putParts(bucket, key, body) {
   const upload = await bucket.createMultipartUpload(key);

@@ -4,6 +4,7 @@
  * count it as a failure and never as throughput.
  */
 import { createHash } from "node:crypto";
+import { noteResponse } from "./meter.mjs";
 
 export class CheckFailed extends Error {
   /** The HTTP status when the failure was a wrong one (a 429 says the server turned the request away). */
@@ -32,7 +33,10 @@ export const MEDIA = {
 };
 
 // What docker and podman send: distribution 2.8 refuses to serve an OCI manifest to a client that does not list it.
-const MANIFEST_ACCEPT = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.dockerList].join(", ");
+export const MANIFEST_ACCEPT = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.dockerList].join(", ");
+
+/** What a blob GET may answer besides 200: a redirect to where the bytes are. */
+export const REDIRECTS = [301, 302, 303, 307, 308];
 
 /** Reads and drops a body so the keep-alive connection can carry the next request. */
 async function drain(response) {
@@ -56,15 +60,20 @@ export class RegistryClient {
     return new URL(target, this.base);
   }
 
-  /** One request whose status must be one of `expect`; redirects are followed only where asked. */
-  async send(method, target, { headers = {}, body, expect, redirect = "manual" }) {
-    const init = { method, headers, redirect };
+  /**
+   * One request whose status must be one of `expect`; redirects are never
+   * followed here (pullBlob follows them itself, so each hop is seen). Its
+   * Registry-Cost, if any, is filed under `label` (a redirect under its status).
+   */
+  async send(method, target, { headers = {}, body, expect, label = method }) {
+    const init = { method, headers, redirect: "manual" };
     if (body !== undefined) {
       init.body = body;
       // Streams need half duplex; byte arrays get a Content-Length from undici.
       if (body instanceof ReadableStream) init.duplex = "half";
     }
     const response = await fetch(this.url(target), init);
+    noteResponse(label, response);
     if (!expect.includes(response.status)) {
       const text = await response.text().catch(() => "");
       throw new CheckFailed(`${this.name}: ${method} ${target} answered ${response.status}, expected ${expect.join("/")}: ${text.slice(0, 300)}`, response.status);
@@ -97,20 +106,43 @@ export class RegistryClient {
     return next;
   }
 
-  /** PUT ?digest=: must answer 201 with the digest the client computed. */
-  async finishUpload(location, digest) {
+  /** PUT ?digest=, with the last bytes or none: must answer 201 with the digest the client computed. */
+  async finishUpload(location, digest, bytes = undefined) {
     const url = this.url(location);
     url.searchParams.set("digest", digest);
-    const response = await this.send("PUT", url, { headers: { "Content-Length": "0" }, expect: [201] });
+    const headers = bytes ? { "Content-Type": "application/octet-stream" } : { "Content-Length": "0" };
+    const response = await this.send("PUT", url, { headers, body: bytes, expect: [201] });
     await drain(response);
+    this.#checkUploaded(response, digest);
+  }
+
+  #checkUploaded(response, digest) {
     const answered = response.headers.get("docker-content-digest");
     check(answered === digest, `${this.name}: upload answered digest ${answered}, expected ${digest}`);
   }
 
+  /** docker's and podman's shape: POST, PATCH with the body, PUT ?digest=. */
   async pushBlob(repo, bytes, digest) {
     const location = await this.startUpload(repo);
     const next = await this.patch(location, bytes, { received: bytes.length });
     await this.finishUpload(next, digest);
+  }
+
+  /** containerd's, oras's and helm's shape: POST, then PUT ?digest= with the body. */
+  async pushBlobPostPut(repo, bytes, digest) {
+    const location = await this.startUpload(repo);
+    await this.finishUpload(location, digest, bytes);
+  }
+
+  /** The monolithic shape: one POST ?digest= with the body. */
+  async pushBlobMonolithic(repo, bytes, digest) {
+    const response = await this.send("POST", `/v2/${repo}/blobs/uploads/?digest=${digest}`, {
+      headers: { "Content-Type": "application/octet-stream" },
+      body: bytes,
+      expect: [201],
+    });
+    await drain(response);
+    this.#checkUploaded(response, digest);
   }
 
   /** Chunked push: one PATCH with Content-Range per chunk, as resumable clients do. */
@@ -130,9 +162,52 @@ export class RegistryClient {
     await this.finishUpload(next, generated.digest());
   }
 
-  /** GET a blob (following a redirect to storage if one is given), hashing it as it streams. */
+  /**
+   * GET a blob as a client does: a redirect, if given, is followed without
+   * any credentials, and the bytes are hashed as they stream. Returns whether
+   * it was redirected.
+   */
   async pullBlob(repo, digest, size) {
-    const response = await this.send("GET", `/v2/${repo}/blobs/${digest}`, { expect: [200], redirect: "follow" });
+    const target = `/v2/${repo}/blobs/${digest}`;
+    const response = await this.send("GET", target, { expect: [200, ...REDIRECTS] });
+    if (response.status === 200) {
+      await this.#receiveBlob(response, digest, size);
+      return false;
+    }
+    await this.finalHop(await this.#locationOf(response, target), digest, size);
+    return true;
+  }
+
+  /** The first hop alone: GET of the blob, which must answer a redirect; returns where it points. */
+  async blobRedirect(repo, digest) {
+    const target = `/v2/${repo}/blobs/${digest}`;
+    const response = await this.send("GET", target, { expect: REDIRECTS });
+    return this.#locationOf(response, target);
+  }
+
+  /** The final hop alone: GET of where a redirect pointed, hashing the bytes. */
+  async finalHop(url, digest, size) {
+    const response = await this.send("GET", url, { expect: [200], label: "final" });
+    await this.#receiveBlob(response, digest, size);
+  }
+
+  async #locationOf(response, target) {
+    await drain(response);
+    const location = response.headers.get("location");
+    check(location, `${this.name}: GET ${target} answered ${response.status} without a Location`);
+    return new URL(location, this.url(target)).href;
+  }
+
+  /** HEAD of a blob: its length and digest, no body. */
+  async headBlob(repo, digest, size) {
+    const response = await this.send("HEAD", `/v2/${repo}/blobs/${digest}`, { expect: [200] });
+    const length = response.headers.get("content-length");
+    check(Number(length) === size, `${this.name}: blob HEAD Content-Length ${length}, expected ${size}`);
+    const answered = response.headers.get("docker-content-digest");
+    check(answered === digest, `${this.name}: blob HEAD digest ${answered}, expected ${digest}`);
+  }
+
+  async #receiveBlob(response, digest, size) {
     const declared = response.headers.get("content-length");
     check(declared === null || Number(declared) === size, `${this.name}: blob Content-Length ${declared}, expected ${size}`);
     const hash = createHash("sha256");
@@ -209,10 +284,10 @@ export class RegistryClient {
     check(version === "registry/2.0", `${this.name}: /v2/ answered API version ${version}`);
   }
 
-  /** Status of a GET without judging it, for capability probes. */
+  /** Status of a GET without judging it or following a redirect, for capability probes; the body is not read. */
   async probe(target) {
-    const response = await fetch(this.url(target));
-    await drain(response);
+    const response = await fetch(this.url(target), { redirect: "manual" });
+    await response.body?.cancel();
     return response.status;
   }
 }

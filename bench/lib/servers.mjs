@@ -1,5 +1,5 @@
 /**
- * Starting and stopping the two registries under test (and the floor Worker),
+ * Starting and stopping the registries under test (and the floor Worker),
  * each in its own process group so the whole tree (npm → wrangler → workerd)
  * goes at the end.
  */
@@ -128,30 +128,40 @@ export function descendantsNamed(root, comm) {
 
 /**
  * Our registry under `wrangler dev`, as `npm start` runs it, over a fresh
- * state directory. WRANGLER_LOG=warn turns off wrangler's per-request log
- * line, which costs an extra loopback HTTP call into wrangler's Node process
- * on every request in the simulator and exists nowhere in production (the
- * peer's access log is off too).
+ * state directory, with COST_HEADER=on so each response says what it cost;
+ * `vars` are passed on to wrangler as `--var NAME:VALUE` (a second instance
+ * with BLOB_REDIRECT=none, say). WRANGLER_LOG=warn turns off wrangler's
+ * per-request log line, which costs an extra loopback HTTP call into
+ * wrangler's Node process on every request in the simulator and exists
+ * nowhere in production (the peer's access log is off too).
  */
-export async function startOurs({ repoDir, workDir }) {
+export async function startOurs({ repoDir, workDir, name = "ours", vars = {} }) {
   const port = await freePort();
-  const stateDir = mkdtempSync(join(workDir, "ours-state-"));
-  const logPath = join(workDir, "ours.log");
+  const stateDir = mkdtempSync(join(workDir, `${name}-state-`));
+  const logPath = join(workDir, `${name}.log`);
   const inspectorPort = await freePort();
-  const env = { ...wranglerEnv(), REGISTRY_STATE: stateDir };
+  const env = { ...wranglerEnv(), REGISTRY_STATE: stateDir, COST_HEADER: "on" };
   const args = ["start", "--", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort)];
+  for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
   const { child, server } = await launch("npm", args, { cwd: repoDir, env, logPath, port });
   return {
     ...server,
-    name: "ours",
+    name,
+    vars,
     dataDir: stateDir,
-    workerPids: () => descendantsNamed(child.pid, "workerd").join(","),
+    ...wranglerProcesses(child, port),
     /** The workerd processes serving our registry (wrangler runs a proxy and the worker itself). */
     memoryPids: () => descendantsNamed(child.pid, "workerd"),
     processLabel: (pid) => ourProcessLabel(pid, port),
     /** wrangler's DevTools socket: the worker's isolate, whose heap is what the Workers memory limit counts. */
     inspectorUrl: `ws://127.0.0.1:${inspectorPort}/ws`,
-    /** Every busy process of the tree, for CPU accounting. */
+  };
+}
+
+/** A wrangler dev tree's processes: its workerd pids (which change if it restarts the worker), and every busy one, for CPU accounting. */
+function wranglerProcesses(child, port) {
+  return {
+    workerPids: () => descendantsNamed(child.pid, "workerd").join(","),
     processes: () =>
       [...descendantsNamed(child.pid, "workerd"), ...descendantsNamed(child.pid, "node")].map((pid) => ({ pid, label: ourProcessLabel(pid, port) })),
   };
@@ -163,8 +173,8 @@ export async function startFloor({ repoDir, workDir }) {
   const stateDir = mkdtempSync(join(workDir, "floor-state-"));
   const logPath = join(workDir, "floor.log");
   const args = ["dev", "--config", "bench/floor/wrangler.toml", "--persist-to", stateDir, "--port", String(port), "--ip", "127.0.0.1"];
-  const { server } = await launch(join(repoDir, "node_modules/.bin/wrangler"), args, { cwd: repoDir, env: wranglerEnv(), logPath, port });
-  return { ...server, name: "floor", dataDir: stateDir };
+  const { child, server } = await launch(join(repoDir, "node_modules/.bin/wrangler"), args, { cwd: repoDir, env: wranglerEnv(), logPath, port });
+  return { ...server, name: "floor", dataDir: stateDir, ...wranglerProcesses(child, port) };
 }
 
 function wranglerEnv() {
