@@ -1,3 +1,4 @@
+import { hmacSha256 } from "./hmac";
 import { hexOf, parseDigest, toHex, type Digest } from "../oci/digest";
 import { secretsEqual } from "./passwords";
 
@@ -95,20 +96,8 @@ export async function verifyDownload(
   return now > grant.expires ? "expired" : grant;
 }
 
-const keys = new Map<string, Promise<CryptoKey>>();
-
-function keyOf(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    keys.set(secret, key);
-  }
-  return key;
-}
-
 async function macOf(secret: string, grant: DownloadGrant): Promise<string> {
   // One field a line: none can hold a newline, so no two grants sign the same text.
   const fields = [grant.digest, grant.filename, grant.objectKey, grant.size, grant.created, grant.expires, grant.public ? 1 : 0];
-  const signed = new TextEncoder().encode(`download\n${fields.join("\n")}`);
-  return toHex(await crypto.subtle.sign("HMAC", await keyOf(secret), signed));
+  return toHex(await hmacSha256(secret, `download\n${fields.join("\n")}`));
 }

@@ -1,3 +1,4 @@
+import { hmacSha256 } from "../auth/hmac";
 import { toHex } from "../oci/digest";
 import type { RepositoryName } from "../oci/names";
 
@@ -15,20 +16,8 @@ const ISSUED_AT = 8;
 const MAC = 32;
 const UPLOAD_ID = new RegExp(`^[0-9a-f]{${OBJECT_ID + ISSUED_AT + MAC}}$`);
 
-const keys = new Map<string, Promise<CryptoKey>>();
-
-function keyOf(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    keys.set(secret, key);
-  }
-  return key;
-}
-
 async function macOf(secret: string, repository: RepositoryName, objectId: string, issuedAt: string): Promise<string> {
-  const signed = new TextEncoder().encode(`${repository}\n${objectId}\n${issuedAt}`);
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await keyOf(secret), signed));
+  const mac = await hmacSha256(secret, `${repository}\n${objectId}\n${issuedAt}`);
   return toHex(mac.subarray(0, MAC / 2));
 }
 

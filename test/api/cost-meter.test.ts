@@ -1,21 +1,11 @@
 import { describe, expect, it, vi } from "vitest";
 import { PART_SIZE } from "../../src/storage/part-writer";
-import type { Cost } from "../../src/storage/meter";
+import { Meter, type Cost } from "../../src/storage/meter";
 import { adminAuthorization } from "./auth";
 import { costOf, digestOf, fetchRegistry, fetchWithEnv, pushBlob, pushImage, putManifest, randomBytes, streamOf, uniqueRepo, withDigest } from "./client";
 
-const NO_COST: Cost = {
-  d1Queries: 0,
-  d1RowsRead: 0,
-  d1RowsWritten: 0,
-  r2ClassA: 0,
-  r2ClassB: 0,
-  doRequests: 0,
-  doRowsRead: 0,
-  doRowsWritten: 0,
-  bytesIn: 0,
-  bytesOut: 0,
-};
+// What a request that touches no storage costs: a fresh meter.
+const NO_COST: Cost = new Meter().cost;
 
 /** A repository holding an image tagged v1; returns the manifest's bytes. */
 async function taggedImage(): Promise<{ repo: string; bytes: Uint8Array<ArrayBuffer> }> {
