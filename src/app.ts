@@ -80,13 +80,13 @@ export function createApp(): Hono<AppEnv> {
   return app;
 }
 
-/** One log line per request with what it cost, and with COST_HEADER on, the cost in a header too. */
+/** One log line per request with what it cost (REQUEST_LOG on), and with COST_HEADER on, the cost in a header too. */
 function report(c: Context<AppEnv>, meter: Meter): void {
   const response = c.res;
   // Bodies the runtime measures as it sends them (JSON pages and errors) announce no length here and are not counted.
   if (response.body) meter.count("bytesOut", Number(response.headers.get("Content-Length") ?? 0));
   // The route's pattern, not the path: names and digests would make every line unique.
-  console.log({ event: "request", method: c.req.method, route: routePath(c, -1), status: response.status, cost: meter.cost });
+  if (c.var.config.REQUEST_LOG === "on") console.log({ event: "request", method: c.req.method, route: routePath(c, -1), status: response.status, cost: meter.cost });
   if (c.var.config.COST_HEADER === "on") c.header("Registry-Cost", JSON.stringify(meter.cost));
 }
 

@@ -25,6 +25,8 @@ const VARS = z.object({
   IMMUTABLE_TAGS: z.enum(["off", "on"]).default("off"),
   // "on": every response carries its cost (Registry-Cost), for tests and the benchmark.
   COST_HEADER: z.enum(["on", "off"]).default("off"),
+  // "on": one log line per request with its cost (Workers Logs, sampled by the deployment's head_sampling_rate); "off": none.
+  REQUEST_LOG: z.enum(["on", "off"]).default("on"),
   // How long a manifest read by digest stays in a location's cache: the longest a deleted one may be served elsewhere. 0: not cached.
   MANIFEST_CACHE_SECONDS: z.string().regex(/^[0-9]{1,9}$/, "expected a whole number of seconds").transform(Number).default(60),
   // Retention where no policy sets it: untagged manifests older than this many days are deleted ("never": kept)...

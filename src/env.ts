@@ -32,6 +32,7 @@ export interface Env {
   MAX_ANNOTATION_BYTES?: string;
   MAX_REFERRERS_PAGE_BYTES?: string;
   COST_HEADER?: string;
+  REQUEST_LOG?: string;
   BLOB_REDIRECT?: string;
   REDIRECT_MIN_BYTES?: string;
   REDIRECT_TTL_SECONDS?: string;

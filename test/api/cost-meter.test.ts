@@ -193,4 +193,15 @@ describe("the request log line", () => {
       log.mockRestore();
     }
   });
+
+  it("is not written with REQUEST_LOG off", async () => {
+    const log = vi.spyOn(console, "log");
+    try {
+      const response = await fetchWithEnv({ REQUEST_LOG: "off" }, "/v2/");
+      expect(response.status).toBe(200);
+      expect(log.mock.calls.filter(([line]) => (line as { event?: string } | null)?.event === "request")).toEqual([]);
+    } finally {
+      log.mockRestore();
+    }
+  });
 });
