@@ -4,11 +4,15 @@
  * our registry's answer to each request a workload makes (status, headers,
  * body) and this Worker replays it: the same size and headers from memory, or,
  * where ours streams a blob (a direct GET, the final hop of a redirect), one R2
- * get of the same bytes stored the same way. What it cannot beat, the registry
- * cannot either, so each workload of ours has its twin here.
+ * get of the same bytes stored the same way. Where ours queried D1, it makes as
+ * many queries, each a one-row primary-key read (ours says how many in its
+ * Registry-Cost header): the database round trips a request needs are the
+ * simulator's cost, not the registry's own work. What it cannot beat, the
+ * registry cannot either, so each workload of ours has its twin here.
  *
  *   PUT /__floor/responses               JSON [{ method, path, status, headers: [[name, value]],
- *                                        body: base64 | null, object: R2 key | null }]: answers to replay,
+ *                                        body: base64 | null, object: R2 key | null }]: answers to replay
+ *                                        (with the D1 queries their registry-cost header counts),
  *                                        kept in memory and in R2 (a reloaded isolate reads them back)
  *   PUT /__floor/objects/<layout>/<key>  stores the body under <key>: layout "single" with one put,
  *                                        "parts" in 8 MiB multipart parts (what chunked uploads produce)
@@ -22,6 +26,8 @@ const RECORDINGS = "__floor/responses/";
 const responses = new Map();
 /** This isolate reading back what earlier ones recorded, once: wrangler dev may reload the worker mid-run. */
 let restoring = null;
+/** The one-row table the D1 queries read, created once per isolate. */
+let table = null;
 
 export default {
   async fetch(request, env) {
@@ -30,6 +36,7 @@ export default {
     if (!responses.has(key) && !url.pathname.startsWith("/__floor/")) await (restoring ??= restore(env.BLOBS));
     const recorded = responses.get(key);
     if (recorded) {
+      for (let i = 0; i < recorded.queries; i++) await query(env.DB);
       if (recorded.object === null) return new Response(recorded.body, { status: recorded.status, headers: recorded.headers });
       const object = await env.BLOBS.get(recorded.object);
       if (!object) return new Response(`floor: object ${recorded.object} was never stored`, { status: 500 });
@@ -55,8 +62,21 @@ export default {
 
 function record(entries) {
   for (const { method, path, status, headers, body, object } of entries) {
-    responses.set(`${method} ${path}`, { status, headers, body: body === null ? null : bytesOf(body), object });
+    responses.set(`${method} ${path}`, { status, headers, body: body === null ? null : bytesOf(body), object, queries: queriesOf(headers) });
   }
+}
+
+function queriesOf(headers) {
+  const cost = headers.find(([name]) => name.toLowerCase() === "registry-cost")?.[1];
+  return cost ? (JSON.parse(cost).d1Queries ?? 0) : 0;
+}
+
+async function query(db) {
+  await (table ??= db.batch([
+    db.prepare("CREATE TABLE IF NOT EXISTS floor_rows (k INTEGER PRIMARY KEY, v TEXT NOT NULL)"),
+    db.prepare("INSERT OR IGNORE INTO floor_rows (k, v) VALUES (1, 'floor')"),
+  ]));
+  await db.prepare("SELECT v FROM floor_rows WHERE k = ?1").bind(1).first();
 }
 
 async function restore(bucket) {
