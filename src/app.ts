@@ -41,6 +41,7 @@ export function createApp(): Hono<AppEnv> {
         bookmark: presentedBookmark(c),
         origin: new URL(c.req.url).origin,
         manifestCacheSeconds: config.MANIFEST_CACHE_SECONDS,
+        uploadExpirySeconds: config.UPLOAD_EXPIRY_SECONDS,
         waitUntil: (promise) => c.executionCtx.waitUntil(promise),
       }),
     );

@@ -35,6 +35,8 @@ const VARS = z.object({
   RETENTION_KEEP_TAGS: retention("all", 1_000_000),
   RETENTION_KEEP_TAGS_MATCHING: z.string().regex(TAG_PATTERN, "expected a GLOB over tag names").default("*"),
   ...LIMIT_VARS,
+  // How long an upload lives after its POST: then its id is refused and its session's alarm removes what it wrote.
+  UPLOAD_EXPIRY_SECONDS: z.string().regex(/^[1-9][0-9]{0,8}$/, "expected a positive whole number of seconds").transform(Number).default(24 * 60 * 60),
   // How a blob GET is answered: "signed" redirects to the Worker's own download route, "presigned" to R2, "none" streams.
   BLOB_REDIRECT: z.enum(["presigned", "signed", "none"]).default("signed"),
   // Blobs smaller than this are answered directly: a redirect costs the client a round trip.

@@ -31,6 +31,7 @@ export interface Env {
   MAX_MANIFEST_DESCRIPTORS?: string;
   MAX_ANNOTATION_BYTES?: string;
   MAX_REFERRERS_PAGE_BYTES?: string;
+  UPLOAD_EXPIRY_SECONDS?: string;
   COST_HEADER?: string;
   REQUEST_LOG?: string;
   BLOB_REDIRECT?: string;

@@ -22,9 +22,6 @@ export const MAX_UPLOAD_PARTS = 10_000;
  */
 export const UPLOAD_BUFFER_BUDGET = 72 * MiB;
 
-/** How long an upload id is honoured after the POST that issued it. */
-export const UPLOAD_LIFETIME_SECONDS = 24 * 60 * 60;
-
 /** The most tags or repositories one page carries: enough that most listings take one request. */
 export const MAX_NAMES_PAGE = 10_000;
 

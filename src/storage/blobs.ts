@@ -2,6 +2,7 @@ import type { Digest } from "../oci/digest";
 import type { ByteRange } from "../oci/range";
 import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
+import { clearBlobIntent, forgetIntents, recordIntent } from "./intents";
 import { confirmed, type Databases } from "./session";
 
 /** A blob as a repository holds it: its size and where its bytes are. */
@@ -73,22 +74,37 @@ export class BlobStore {
     return (linked?.results.length ?? 0) > 0;
   }
 
-  /** Records a verified blob for a repository. Returns the key that holds its bytes (an earlier copy wins). */
+  /**
+   * Records a verified blob for a repository, and clears its key's write
+   * intent if the blob is stored there. Returns the key that holds its bytes
+   * (an earlier copy wins).
+   */
   async register(repository: RepositoryName, blob: StoredBlob): Promise<string> {
     const now = Date.now();
     const results = await this.db.batch<{ object_key: string }>([
       this.db
         .prepare("INSERT INTO blobs (digest, size, object_key, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")
         .bind(blob.digest, blob.size, blob.objectKey, now),
+      clearBlobIntent(this.db, blob.objectKey, blob.digest),
       this.db.prepare("INSERT INTO repositories (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING").bind(repository, now),
       this.db
         .prepare("INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
         .bind(repository, blob.digest, now),
       this.db.prepare("SELECT object_key FROM blobs WHERE digest = ?1").bind(blob.digest),
     ]);
-    const stored = results[3]?.results[0]?.object_key;
+    const stored = results[4]?.results[0]?.object_key;
     if (!stored) throw new Error(`blob ${blob.digest} vanished while being registered`);
     return stored;
+  }
+
+  /** Names `key` in D1 as about to be written, until `expiresAt`: run before its first byte goes to R2. */
+  async recordIntent(key: string, expiresAt: number): Promise<void> {
+    await recordIntent(this.db, key, expiresAt).run();
+  }
+
+  /** Forgets the intents of keys whose objects their writer deleted. */
+  async forgetIntents(keys: string[]): Promise<void> {
+    await forgetIntents(this.db, keys).run();
   }
 
   /** The R2 key that D1 says holds the digest's bytes, if any. */

@@ -2,6 +2,7 @@ import type { Digest } from "../oci/digest";
 import type { RepositoryName } from "../oci/names";
 import type { BlobStore } from "./blobs";
 import { BodyOverflow, ByteSource, IncompleteBody } from "./byte-source";
+import { REQUEST_INTENT_MARGIN_MS } from "./intents";
 import { leaseBuffers } from "./memory-budget";
 import type { Meter } from "./meter";
 import { BLOCK_BYTES, DigestMismatch, putWhole, type WholeOptions } from "./object-writer";
@@ -45,8 +46,11 @@ export async function writeObject(io: Omit<DirectIo, "blobs">, key: string, body
  * stores nothing if they differ), and D1 records the blob, which makes it
  * visible. No byte crosses to a Durable Object, and none is asked anything.
  *
- * The first copy of a digest that D1 records wins and a later one is deleted.
- * When recording fails, the object is deleted unless D1 points to it (the
+ * The key is named in D1 as a write intent before the first byte, and the
+ * batch that records the blob clears it: a push that stops between R2 and D1
+ * leaves the intent, and garbage collection the object. The first copy of a
+ * digest that D1 records wins and a later one is deleted (keeping its
+ * intent, in case the deletion never happens). When recording fails, the object is deleted unless D1 points to it (the
  * record committed but its answer was lost): published bytes are never
  * deleted.
  */
@@ -59,6 +63,7 @@ export async function pushWhole(
 ): Promise<UploadResult<{ digest: Digest; size: number }>> {
   const { repository, key } = target;
   const { bucket, blobs } = io;
+  await blobs.recordIntent(key, Date.now() + REQUEST_INTENT_MARGIN_MS);
   try {
     const failure = await writeObject(io, key, body, length, { expected: digest });
     if (failure) return refused(failure);

@@ -38,6 +38,7 @@ export interface RequestScope extends SessionStart {
   /** The origin the request came to: the cache's keys live under it. */
   origin: string;
   manifestCacheSeconds: number;
+  uploadExpirySeconds: number;
   /** Keeps work going after the response is sent. */
   waitUntil(promise: Promise<unknown>): void;
 }
@@ -54,7 +55,7 @@ export function createStorage(env: Env, request: RequestScope): Storage {
     blobs,
     blobCache: new BlobCache(caches.default, blobs),
     presigner: new R2Presigner(env),
-    uploads: new Uploads(env.UPLOADS, env.UPLOAD_SECRET, meter, bucket, blobs),
+    uploads: new Uploads(env.UPLOADS, env.UPLOAD_SECRET, meter, bucket, blobs, request.uploadExpirySeconds),
     manifests: new ManifestStore(databases, bucket),
     manifestCache: new ManifestCache(request.origin, request.manifestCacheSeconds, request.waitUntil),
     policies: new PolicyStore(databases.db),

@@ -10,7 +10,15 @@ import type { RepositoryName } from "../oci/names";
  *                            maps digest -> key
  *   blobs/<upload id>.1      the same upload's bytes when more followed a first request
  *                            stored whole (R2 takes about one write a second to a key)
- *   manifests/<alg>/<hex>    manifests too large for a D1 row, by their digest
+ *   manifests/<alg>/<hex>/<unique id>
+ *                            a manifest too large for a D1 row, by its digest, one key per PUT
+ *                            that wrote it: garbage collection deletes a key once D1 names it
+ *                            only as an expired write intent, so no concurrent PUT may be
+ *                            writing the same key
+ *
+ * Every key is named in D1's object_intents before its first byte is written
+ * (intents.ts), so garbage collection finds what a failed write left without
+ * listing the bucket.
  *
  * The Cache API keys (caches.default, the zone's cache in one location): URLs
  * on the origin the request came to, under a path no route serves, so no
@@ -23,8 +31,8 @@ export function blobObjectKey(uploadId: string, revision = 0): string {
   return revision === 0 ? `blobs/${uploadId}` : `blobs/${uploadId}.${revision}`;
 }
 
-export function manifestObjectKey(digest: Digest): string {
-  return `manifests/${algorithmOf(digest)}/${hexOf(digest)}`;
+export function manifestObjectKey(digest: Digest, writeId: string): string {
+  return `manifests/${algorithmOf(digest)}/${hexOf(digest)}/${writeId}`;
 }
 
 export function manifestCacheKey(origin: string, repository: RepositoryName, digest: Digest): string {

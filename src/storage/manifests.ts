@@ -3,6 +3,7 @@ import type { Digest } from "../oci/digest";
 import type { ParsedManifest } from "../oci/manifest";
 import type { Reference, RepositoryName, Tag } from "../oci/names";
 import type { Database } from "./database";
+import { clearManifestIntent, recordIntent, REQUEST_INTENT_MARGIN_MS } from "./intents";
 import { manifestObjectKey } from "./keys";
 import { immutableTagsIn, immutableTagsPolicyIn, type PolicyDefaults } from "./policies";
 import { confirmed, type Databases } from "./session";
@@ -117,9 +118,13 @@ export class ManifestStore {
     const now = Date.now();
     // Annotations are kept for the referrers list, so only for manifests with a subject.
     const annotations = parsed.subject && parsed.annotations ? JSON.stringify(parsed.annotations) : null;
-    // Before the row that points at it. A refused manifest leaves the object at its digest's key,
-    // where any later push of the same manifest writes the same bytes.
-    if (!inline) await this.bucket.put(manifestObjectKey(digest), bytes);
+    // A key of its own, named as a write intent before the object and the object before the row that points at it:
+    // an object the batch does not point at (a refused or repeated PUT, a crash) keeps its intent, for garbage collection.
+    const objectKey = inline ? null : manifestObjectKey(digest, crypto.randomUUID());
+    if (objectKey) {
+      await recordIntent(this.db, objectKey, now + REQUEST_INTENT_MARGIN_MS).run();
+      await this.bucket.put(objectKey, bytes);
+    }
     const references = [repository, digest, JSON.stringify(parsed.blobs), JSON.stringify(parsed.manifests)];
     const tagRules = [JSON.stringify(tags), namespaceOf(repository), defaults.immutableTags ? 1 : 0];
     const results = await this.db.batch<{ digest: Digest } & ImmutableTag>([
@@ -134,7 +139,7 @@ export class ManifestStore {
           parsed.mediaType,
           bytes.length,
           inline ? bytes : null,
-          inline ? null : manifestObjectKey(digest),
+          objectKey,
           parsed.subject ?? null,
           parsed.artifactType ?? null,
           annotations,
@@ -167,6 +172,8 @@ export class ManifestStore {
            WHERE repository = ?1 AND name IN (SELECT value FROM json_each(?3)) AND digest <> ?2 AND ${immutableTagsIn("?4", "?5")}`,
         )
         .bind(repository, digest, ...tagRules),
+      // Last, so the results above keep their places; only for a manifest stored in R2.
+      ...(objectKey ? [clearManifestIntent(this.db, objectKey, repository, digest)] : []),
     ]);
     const immutable: ImmutableTag[] = results[5]!.results;
     if (immutable.length > 0) return { stored: false, immutable };

@@ -21,6 +21,19 @@ async function macOf(secret: string, repository: RepositoryName, objectId: strin
   return toHex(mac.subarray(0, MAC / 2));
 }
 
+/** An upload id and when it stops being honoured. */
+export interface IssuedUpload {
+  /** The hex id of the session's Durable Object. */
+  objectId: string;
+  /** Milliseconds since the epoch: from then on the id is refused, and the session expires. */
+  expiresAt: number;
+}
+
+/** When an id issued at `issuedAt` (milliseconds; ids keep whole seconds) expires. */
+export function uploadExpiry(issuedAt: number, lifetimeSeconds: number): number {
+  return (Math.floor(issuedAt / 1000) + lifetimeSeconds) * 1000;
+}
+
 export async function issueUploadId(secret: string, repository: RepositoryName, objectId: string, now: number): Promise<string> {
   const issuedAt = Math.floor(now / 1000)
     .toString(16)
@@ -28,19 +41,20 @@ export async function issueUploadId(secret: string, repository: RepositoryName, 
   return `${objectId}${issuedAt}${await macOf(secret, repository, objectId, issuedAt)}`;
 }
 
-/** The hex id of the session's Durable Object that an id names, if it was issued for this repository less than `maxAgeSeconds` ago. */
+/** The session an id names, if it was issued for this repository less than `lifetimeSeconds` ago. */
 export async function verifyUploadId(
   secret: string,
   repository: RepositoryName,
   uploadId: string,
   now: number,
-  maxAgeSeconds: number,
-): Promise<string | null> {
+  lifetimeSeconds: number,
+): Promise<IssuedUpload | null> {
   if (!UPLOAD_ID.test(uploadId)) return null;
   const objectId = uploadId.slice(0, OBJECT_ID);
   const issuedHex = uploadId.slice(OBJECT_ID, OBJECT_ID + ISSUED_AT);
   const expected = await macOf(secret, repository, objectId, issuedHex);
   const encoder = new TextEncoder();
   if (!crypto.subtle.timingSafeEqual(encoder.encode(expected), encoder.encode(uploadId.slice(OBJECT_ID + ISSUED_AT)))) return null;
-  return now / 1000 - parseInt(issuedHex, 16) > maxAgeSeconds ? null : objectId;
+  const expiresAt = uploadExpiry(parseInt(issuedHex, 16) * 1000, lifetimeSeconds);
+  return now >= expiresAt ? null : { objectId, expiresAt };
 }

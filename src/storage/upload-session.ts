@@ -5,6 +5,7 @@ import type { RepositoryName } from "../oci/names";
 import { BlobStore } from "./blobs";
 import { BodyOverflow, ByteSource, IncompleteBody } from "./byte-source";
 import type { Database } from "./database";
+import { UPLOAD_INTENT_MARGIN_MS } from "./intents";
 import { blobObjectKey } from "./keys";
 import { leaseBuffers, type Lease } from "./memory-budget";
 import { Meter, meterD1, meterR2, type Metered } from "./meter";
@@ -14,12 +15,14 @@ import { refused, type UploadFailure, type UploadResult } from "./upload-result"
 import { createUploadTables, UploadStateStore, type Part, type UploadState } from "./upload-state";
 
 /**
- * Who a request acts for: the repository in its path, and the algorithm to
- * hash with should this request be the session's first.
+ * Who a request acts for: the repository in its path, the algorithm to hash
+ * with should this request be the session's first, and when its upload id
+ * expires (milliseconds since the epoch).
  */
 export interface SessionTarget {
   repository: RepositoryName;
   algorithm: Algorithm;
+  expiresAt: number;
 }
 
 /** What a chunk's headers say of it: where it starts (Content-Range) and how long it is. */
@@ -77,6 +80,14 @@ class BuffersExhausted extends Error {}
  * it records the blob, and from then on asks D1 before deleting anything, so
  * bytes that D1 points to are never deleted, whatever fails when.
  *
+ * Each R2 key the upload writes is named in D1 as a write intent before its
+ * first byte (intents.ts), expiring an hour after the upload does: the batch
+ * that records the blob clears it. The session expires when its upload id
+ * does: its alarm, set when it begins, aborts and deletes what it wrote
+ * (except bytes D1 points to), forgets those intents, and deletes all of its
+ * storage, tombstone included; a request after then is refused, whatever id
+ * it carries.
+ *
  * The digest is computed as bytes stream in, and the running hash stays in
  * memory between requests while the object lives. It is trusted only while it
  * covers exactly the committed bytes; when the object was evicted or a request
@@ -90,6 +101,8 @@ export class UploadSession extends DurableObject<Env> {
   /** The data request under way, if any. */
   #writing: Promise<unknown> | null = null;
   #hash: RunningHash | null = null;
+  /** Set once the alarm began deleting the session: its tables are gone with the rest. */
+  #expired = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -197,6 +210,33 @@ export class UploadSession extends DurableObject<Env> {
     });
   }
 
+  /**
+   * The upload expired (the alarm is set for when its id does): removes what
+   * it wrote, except bytes that D1 points to, forgets their intents, and
+   * deletes all of the object's storage, the alarm with it.
+   */
+  override async alarm(): Promise<void> {
+    await this.#metered(async (io) => {
+      // A request still streaming ends first, so its bytes are in the state when it is read.
+      while (this.#writing) await this.#writing.catch(() => {});
+      this.#expired = true;
+      const state = io.state.load();
+      if (state !== null && state !== "ended" && state.kind !== "empty") {
+        const published = state.kind === "publishing" && (await io.blobs.objectKeyOf(state.digest)) === this.#key(state);
+        if (state.kind === "parts") await this.#abortMultipart(io, state);
+        // Every key the upload may have written (an object read into parts was deleted already; deleting is free).
+        const keys = Array.from({ length: state.revision + 1 }, (_, revision) => blobObjectKey(this.ctx.id.toString(), revision));
+        const unpublished = published ? keys.slice(0, -1) : keys;
+        if (unpublished.length > 0) {
+          await io.bucket.delete(unpublished);
+          await io.blobs.forgetIntents(unpublished);
+        }
+      }
+      // Under this compatibility date deleteAll() deletes the alarm too.
+      await this.ctx.storage.deleteAll();
+    });
+  }
+
   /** Runs a call with storage metered for it alone, and answers with what it cost. */
   async #metered<T>(call: (io: Io) => Promise<T>): Promise<Metered<T>> {
     const meter = new Meter();
@@ -217,12 +257,22 @@ export class UploadSession extends DurableObject<Env> {
     return new BlobStore({ db, primary: null }, bucket);
   }
 
-  /** The session a request acts on: begun by the upload's first request, null once ended or for another repository. */
+  /**
+   * The session a request acts on: begun by the upload's first request, null
+   * once ended, expired (even if the id still says otherwise) or for another
+   * repository.
+   */
   #load(io: Io, target: SessionTarget): UploadState | null {
+    if (this.#expired) return null;
     const state = io.state.load();
     if (state === "ended") return null;
-    if (state === null) return io.state.begin(target.repository, target.algorithm);
-    return state.repository === target.repository ? state : null;
+    if (state === null) {
+      if (Date.now() >= target.expiresAt) return null;
+      // Not awaited, so loading stays synchronous: the output gate holds the response until the alarm is stored.
+      void this.ctx.storage.setAlarm(target.expiresAt);
+      return io.state.begin(target.repository, target.algorithm, target.expiresAt);
+    }
+    return state.repository === target.repository && Date.now() < state.expiresAt ? state : null;
   }
 
   /**
@@ -267,6 +317,11 @@ export class UploadSession extends DurableObject<Env> {
     }
   }
 
+  /** Names a key in D1 before its first byte is written: until an hour after the upload expires, so the alarm cleans up first. */
+  async #recordIntent(io: Io, key: string, state: UploadState): Promise<void> {
+    await io.blobs.recordIntent(key, state.expiresAt + UPLOAD_INTENT_MARGIN_MS);
+  }
+
   /** The R2 key of the state's bytes. */
   #key(state: UploadState): string {
     return blobObjectKey(this.ctx.id.toString(), state.revision);
@@ -280,6 +335,7 @@ export class UploadSession extends DurableObject<Env> {
     const object: WholeObject = { ...state, kind: "object", size: length };
     const hasher = new Hasher(state.algorithm);
     this.#hash = null;
+    await this.#recordIntent(io, this.#key(object), state);
     await this.#withBuffers(Math.min(BLOCK_BYTES, length), () => putWhole(io.bucket, this.#key(object), new ByteSource(null, body, length, io.meter), length, { hasher }));
     if (!io.state.save(object)) {
       await io.bucket.delete(this.#key(object));
@@ -321,6 +377,7 @@ export class UploadSession extends DurableObject<Env> {
         cutIntoParts(source, carried, expected, lease, async (part) => {
           await hashNew(part);
           if (!multipartId) {
+            await this.#recordIntent(io, key, state);
             created = await io.bucket.createMultipartUpload(key);
             multipartId = created.uploadId;
           }
@@ -331,7 +388,7 @@ export class UploadSession extends DurableObject<Env> {
       const size = state.size + source.bodyBytes;
       if (announced !== undefined && source.bodyBytes !== announced) throw new IncompleteBody(source.bodyBytes);
       return {
-        next: { kind: "parts", repository: state.repository, algorithm: state.algorithm, revision, size, multipartId, partCount: nextPart - 1 },
+        next: { kind: "parts", repository: state.repository, algorithm: state.algorithm, revision, expiresAt: state.expiresAt, size, multipartId, partCount: nextPart - 1 },
         newParts,
         tail,
         hash: hash && { hasher: hash.hasher, through: size },
@@ -383,11 +440,12 @@ export class UploadSession extends DurableObject<Env> {
 
     const written = await this.#writeParts(io, state, body, chunk.length);
     const { next, tail } = written;
-    const object: WholeObject = { kind: "object", repository: next.repository, algorithm: next.algorithm, revision: next.revision, size: next.size };
+    const object: WholeObject = { kind: "object", repository: next.repository, algorithm: next.algorithm, revision: next.revision, expiresAt: next.expiresAt, size: next.size };
     const parts = [...(state.kind === "parts" ? io.state.parts() : []), ...written.newParts];
     let known = await settled(written.hash);
     if (parts.length === 0) {
       known ??= await digestBytes(algorithm, tail);
+      await this.#recordIntent(io, this.#key(object), state);
       // R2 checks the bytes against the digest as it stores them.
       await io.bucket.put(this.#key(object), tail, { [algorithm]: hexOf(known) });
     } else {

@@ -8,6 +8,8 @@ interface Common {
   algorithm: Algorithm;
   /** Which of the upload's R2 keys holds its bytes: a new one each time they move (R2 takes about one write a second to a key). */
   revision: number;
+  /** When the upload expires (milliseconds since the epoch), as its id says: the session's alarm is set for then. */
+  expiresAt: number;
 }
 
 /**
@@ -52,7 +54,8 @@ const SCHEMA = `
     multipart_id TEXT,
     part_count INTEGER NOT NULL DEFAULT 0,
     digest TEXT,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
   );
   CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS tail (seq INTEGER PRIMARY KEY, bytes BLOB NOT NULL);
@@ -68,10 +71,11 @@ type Row = {
   multipart_id: string | null;
   part_count: number;
   digest: Digest | null;
+  expires_at: number;
 };
 
 function toState(row: Row): UploadState {
-  const common = { repository: row.repository, algorithm: row.algorithm, revision: row.revision };
+  const common = { repository: row.repository, algorithm: row.algorithm, revision: row.revision, expiresAt: row.expires_at };
   switch (row.kind) {
     case "empty":
       return { ...common, kind: "empty", size: 0 };
@@ -92,7 +96,8 @@ export function createUploadTables(storage: DurableObjectStorage): void {
 /**
  * An upload session's persisted state in its Durable Object's SQLite: one
  * row for the state, the parts committed so far, the tail, and a tombstone
- * once the upload has ended, so its id never begins a session again. Every
+ * once the upload has ended, so its id never begins a session again (until
+ * the id expires and the session's alarm deletes everything). Every
  * statement counts the rows it read and wrote (SQLite storage bills them) on
  * `meter`.
  */
@@ -113,14 +118,15 @@ export class UploadStateStore {
     return this.#exec("SELECT 1 FROM ended").rows.length > 0 ? "ended" : null;
   }
 
-  begin(repository: RepositoryName, algorithm: Algorithm): UploadState {
+  begin(repository: RepositoryName, algorithm: Algorithm, expiresAt: number): UploadState {
     this.#exec(
-      "INSERT INTO upload (id, kind, repository, algorithm, revision, size, created_at) VALUES (1, 'empty', ?, ?, 0, 0, ?)",
+      "INSERT INTO upload (id, kind, repository, algorithm, revision, size, created_at, expires_at) VALUES (1, 'empty', ?, ?, 0, 0, ?, ?)",
       repository,
       algorithm,
       Date.now(),
+      expiresAt,
     );
-    return { kind: "empty", repository, algorithm, revision: 0, size: 0 };
+    return { kind: "empty", repository, algorithm, revision: 0, size: 0, expiresAt };
   }
 
   /**

@@ -1,12 +1,11 @@
 import type { Algorithm, Digest } from "../oci/digest";
-import { UPLOAD_LIFETIME_SECONDS } from "../oci/limits";
 import type { RepositoryName } from "../oci/names";
 import type { BlobStore } from "./blobs";
 import { pushWhole } from "./direct-upload";
 import { blobObjectKey } from "./keys";
 import type { Meter, Metered } from "./meter";
 import { MAX_OBJECT_BYTES } from "./object-writer";
-import { issueUploadId, verifyUploadId } from "./upload-id";
+import { issueUploadId, uploadExpiry, verifyUploadId } from "./upload-id";
 import type { UploadResult } from "./upload-result";
 import type { ChunkBounds, SessionTarget, UploadSession } from "./upload-session";
 
@@ -18,20 +17,25 @@ export class Uploads {
     private readonly meter: Meter,
     private readonly bucket: R2Bucket,
     private readonly blobs: BlobStore,
+    /** UPLOAD_EXPIRY_SECONDS: how long an upload lives after its POST. */
+    private readonly lifetimeSeconds: number,
   ) {}
 
   /** A new upload. Nothing is stored yet: the session begins with its first request. */
   async create(repository: RepositoryName, algorithm: Algorithm): Promise<Upload> {
     const objectId = this.namespace.newUniqueId();
-    const id = await issueUploadId(this.#secret(), repository, objectId.toString(), Date.now());
-    return new Upload(id, { repository, algorithm }, this.namespace.get(objectId), this.meter);
+    const now = Date.now();
+    const id = await issueUploadId(this.#secret(), repository, objectId.toString(), now);
+    const target = { repository, algorithm, expiresAt: uploadExpiry(now, this.lifetimeSeconds) };
+    return new Upload(id, target, this.namespace.get(objectId), this.meter);
   }
 
   /** The upload an id names, if it was issued for this repository and has not expired. */
   async open(repository: RepositoryName, uploadId: string, algorithm: Algorithm): Promise<Upload | null> {
-    const objectId = await verifyUploadId(this.#secret(), repository, uploadId, Date.now(), UPLOAD_LIFETIME_SECONDS);
-    if (!objectId) return null;
-    return new Upload(uploadId, { repository, algorithm }, this.namespace.get(this.namespace.idFromString(objectId)), this.meter);
+    const issued = await verifyUploadId(this.#secret(), repository, uploadId, Date.now(), this.lifetimeSeconds);
+    if (!issued) return null;
+    const target = { repository, algorithm, expiresAt: issued.expiresAt };
+    return new Upload(uploadId, target, this.namespace.get(this.namespace.idFromString(issued.objectId)), this.meter);
   }
 
   /**

@@ -1,6 +1,7 @@
-import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, env, runInDurableObject, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { expect } from "vitest";
 import worker from "../../src/index";
+import type { BlobStore } from "../../src/storage/blobs";
 import type { Cost } from "../../src/storage/meter";
 
 /** Requests go to the Worker's default export, as a client's would. */
@@ -106,6 +107,42 @@ export async function pushBlob(repo: string, bytes: Uint8Array<ArrayBuffer>): Pr
 /** The hex id of the Durable Object behind an upload Location: the first 64 characters of the upload id. */
 export function uploadObjectId(location: string): string {
   return new URL(location, BASE).pathname.split("/").at(-1)!.slice(0, 64);
+}
+
+/** The session object behind an upload Location. */
+export function sessionOf(location: string) {
+  return env.UPLOADS.get(env.UPLOADS.idFromString(uploadObjectId(location)));
+}
+
+/**
+ * Replaces the D1 recording of a blob by the session's next call with
+ * `register`, which gets the real one: so a test decides when the record
+ * commits and what the session hears back.
+ */
+export async function interceptRegister(location: string, register: (real: BlobStore["register"], ...args: Parameters<BlobStore["register"]>) => Promise<string>): Promise<void> {
+  await runInDurableObject(sessionOf(location), (instance) => {
+    // Each call to the session builds its own store: the next one built records through `register`.
+    const session = instance as unknown as { blobStore: (...args: ConstructorParameters<typeof BlobStore>) => BlobStore };
+    const build = session.blobStore.bind(session);
+    session.blobStore = (...args) => {
+      session.blobStore = build;
+      const blobs = build(...args);
+      const real = blobs.register.bind(blobs);
+      blobs.register = (...args) => register(real, ...args);
+      return blobs;
+    };
+  });
+}
+
+/** `binding` with some of its methods replaced; the others still reach the real one. */
+export function wrap<T extends object>(binding: T, overrides: Partial<Record<keyof T, unknown>>): T {
+  return new Proxy(binding, {
+    get(target, property) {
+      if (Object.hasOwn(overrides, property)) return overrides[property as keyof T];
+      const value = Reflect.get(target, property) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
 
 export function withDigest(location: string, digest: string): string {

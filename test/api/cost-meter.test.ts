@@ -117,7 +117,7 @@ describe("blob HEAD", () => {
 
 describe("a docker-shaped layer push: POST, one PATCH without Content-Length, PUT ?digest=", () => {
   it.each([1, 3])(
-    "of %i part(s) costs R2 Class A 2 + parts (create, each part, complete), one Durable Object request per PATCH and PUT, none for the POST",
+    "of %i part(s) costs R2 Class A 2 + parts (create, each part, complete), one Durable Object request per PATCH and PUT, none for the POST, and D1 the key's intent (PATCH) and one batch (PUT)",
     async (parts) => {
       const repo = uniqueRepo();
       const bytes = randomBytes(parts * PART_SIZE);
@@ -129,16 +129,16 @@ describe("a docker-shaped layer push: POST, one PATCH without Content-Length, PU
       const patch = await fetchRegistry(post.headers.get("Location")!, { method: "PATCH", body: streamOf(bytes) });
       expect(patch.status).toBe(202);
       const patched = costOf(patch);
-      // The multipart upload is created with the first part; the session reads every byte of the body.
-      expect(patched).toMatchObject({ doRequests: 1, r2ClassA: 1 + parts, r2ClassB: 0, d1Queries: 0, bytesIn: bytes.length });
+      // The multipart upload is created with the first part, after its key's write intent is in D1; the session reads every byte of the body.
+      expect(patched).toMatchObject({ doRequests: 1, r2ClassA: 1 + parts, r2ClassB: 0, d1Queries: 1, d1RowsWritten: expect.any(Number), bytesIn: bytes.length });
       // The session's state and its parts are rows of its SQLite.
       expect(patched.doRowsWritten).toBeGreaterThan(0);
 
       const put = await fetchRegistry(withDigest(patch.headers.get("Location")!, await digestOf(bytes)), { method: "PUT" });
       expect(put.status).toBe(201);
       const completed = costOf(put);
-      // Completing the multipart upload, then one D1 batch records the blob: its row, the repository, the link, the key read back.
-      expect(completed).toMatchObject({ doRequests: 1, r2ClassA: 1, r2ClassB: 0, d1Queries: 4, bytesIn: 0 });
+      // Completing the multipart upload, then one D1 batch records the blob: its row, its key's intent cleared, the repository, the link, the key read back.
+      expect(completed).toMatchObject({ doRequests: 1, r2ClassA: 1, r2ClassB: 0, d1Queries: 5, bytesIn: 0 });
       expect(completed.d1RowsWritten).toBeGreaterThan(0);
       expect(patched.r2ClassA + completed.r2ClassA).toBe(2 + parts);
     },

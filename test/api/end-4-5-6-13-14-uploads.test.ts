@@ -494,7 +494,7 @@ describe("an interrupted upload", () => {
     const session = env.UPLOADS.get(env.UPLOADS.idFromString(uploadObjectId(location)));
     const result = await runInDurableObject(session, (object): Promise<UploadResult<object>> => {
       const instance = object as unknown as UploadSession;
-      const target = { repository: repo as RepositoryName, algorithm: "sha256" as const };
+      const target = { repository: repo as RepositoryName, algorithm: "sha256" as const, expiresAt: Date.now() + 60_000 };
       const body = breakingOff(10 * MiB);
       const answer = method === "append" ? instance.append(target, body, {}) : instance.complete(target, ZERO_DIGEST, body, {});
       return answer.then(({ result }) => result);

@@ -1,34 +1,9 @@
-import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env, evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { BlobStore } from "../../src/storage/blobs";
-import { digestOf, errorCode, fetchRegistry, openUpload, randomBytes, uniqueRepo, uploadObjectId, withDigest } from "./client";
+import { digestOf, errorCode, fetchRegistry, interceptRegister, openUpload, randomBytes, sessionOf, uniqueRepo, uploadObjectId, withDigest } from "./client";
 
 const MiB = 1024 * 1024;
-
-/** The session object behind an upload Location. */
-function sessionOf(location: string) {
-  return env.UPLOADS.get(env.UPLOADS.idFromString(uploadObjectId(location)));
-}
-
-/**
- * Replaces the D1 recording of a blob by the session's next call with
- * `register`, which gets the real one: so a test decides when the record
- * commits and what the session hears back.
- */
-async function interceptRegister(location: string, register: (real: BlobStore["register"], ...args: Parameters<BlobStore["register"]>) => Promise<string>): Promise<void> {
-  await runInDurableObject(sessionOf(location), (instance) => {
-    // Each call to the session builds its own store: the next one built records through `register`.
-    const session = instance as unknown as { blobStore: (...args: ConstructorParameters<typeof BlobStore>) => BlobStore };
-    const build = session.blobStore.bind(session);
-    session.blobStore = (...args) => {
-      session.blobStore = build;
-      const blobs = build(...args);
-      const real = blobs.register.bind(blobs);
-      blobs.register = (...args) => register(real, ...args);
-      return blobs;
-    };
-  });
-}
 
 /** Every R2 object under the blob keys of these uploads. */
 async function objectsOf(...locations: string[]): Promise<string[]> {
