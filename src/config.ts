@@ -32,6 +32,8 @@ const VARS = z.object({
   // ...and of the tags matching RETENTION_KEEP_TAGS_MATCHING (a GLOB), the newest this many are kept ("all": every one).
   RETENTION_KEEP_TAGS: retention("all", 1_000_000),
   RETENTION_KEEP_TAGS_MATCHING: z.string().regex(TAG_PATTERN, "expected a GLOB over tag names").default("*"),
+  // How long garbage collection leaves a blob unreferenced before deleting it, from when it first found it so.
+  GC_GRACE_SECONDS: wholeNumber(3600),
   ...LIMIT_VARS,
   // How a blob GET is answered: "signed" redirects to the Worker's own download route, "presigned" to R2, "none" streams.
   BLOB_REDIRECT: z.enum(["presigned", "signed", "none"]).default("signed"),
