@@ -34,6 +34,8 @@ const VARS = z.object({
   // ...and of the tags matching RETENTION_KEEP_TAGS_MATCHING (a GLOB), the newest this many are kept ("all": every one).
   RETENTION_KEEP_TAGS: retention("all", 1_000_000),
   RETENTION_KEEP_TAGS_MATCHING: z.string().regex(TAG_PATTERN, "expected a GLOB over tag names").default("*"),
+  // How long garbage collection leaves a blob unreferenced before deleting it, from when it first found it so.
+  GC_GRACE_SECONDS: wholeNumber(3600),
   ...LIMIT_VARS,
   // How long an upload lives after its POST: then its id is refused and its session's alarm removes what it wrote.
   UPLOAD_EXPIRY_SECONDS: z.string().regex(/^[1-9][0-9]{0,8}$/, "expected a positive whole number of seconds").transform(Number).default(24 * 60 * 60),

@@ -27,6 +27,7 @@ export interface Env {
   RETENTION_UNTAGGED_DAYS?: string;
   RETENTION_KEEP_TAGS?: string;
   RETENTION_KEEP_TAGS_MATCHING?: string;
+  GC_GRACE_SECONDS?: string;
   MAX_MANIFEST_BYTES?: string;
   MAX_MANIFEST_DESCRIPTORS?: string;
   MAX_ANNOTATION_BYTES?: string;

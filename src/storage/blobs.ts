@@ -24,6 +24,9 @@ export type Unlink = { result: "unlinked" } | { result: "not-held" } | { result:
 // A manifest of repository ?1 that references blob ?2.
 const REFERENCING = "SELECT manifest_digest FROM manifest_references WHERE repository = ?1 AND target_digest = ?2 AND target_kind = 'blob' LIMIT 1";
 
+// A link made again is dated anew, so that garbage collection does not sweep a link a push or mount just made (migrations/0006_gc.sql).
+const RELINKED = "ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at";
+
 /** Blobs: bytes in R2, shared by digest; which repositories hold them, in D1. */
 export class BlobStore {
   constructor(
@@ -67,7 +70,7 @@ export class BlobStore {
     const [, , linked] = await this.db.batch([
       this.db.prepare(`INSERT INTO repositories (name, created_at) SELECT ?1, ?2 WHERE EXISTS (${held}) ON CONFLICT DO NOTHING`).bind(...params),
       this.db
-        .prepare(`INSERT INTO repository_blobs (repository, digest, created_at) SELECT ?1, ?3, ?2 WHERE EXISTS (${held}) ON CONFLICT DO NOTHING`)
+        .prepare(`INSERT INTO repository_blobs (repository, digest, created_at) SELECT ?1, ?3, ?2 WHERE EXISTS (${held}) ${RELINKED}`)
         .bind(...params),
       this.db.prepare("SELECT 1 AS held FROM repository_blobs WHERE repository = ?1 AND digest = ?2").bind(repository, digest),
     ]);
@@ -88,7 +91,7 @@ export class BlobStore {
       clearBlobIntent(this.db, blob.objectKey, blob.digest),
       this.db.prepare("INSERT INTO repositories (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING").bind(repository, now),
       this.db
-        .prepare("INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+        .prepare(`INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?1, ?2, ?3) ${RELINKED}`)
         .bind(repository, blob.digest, now),
       this.db.prepare("SELECT object_key FROM blobs WHERE digest = ?1").bind(blob.digest),
     ]);

@@ -2,6 +2,7 @@ import type { Env } from "../env";
 import { AccessStore } from "./access";
 import { BlobCache } from "./blob-cache";
 import { BlobStore } from "./blobs";
+import { GcStore } from "./gc";
 import { ManifestCache } from "./manifest-cache";
 import { LifecycleCursors } from "./lifecycle-cursors";
 import { ManifestStore } from "./manifests";
@@ -70,8 +71,9 @@ export function createStorage(env: Env, request: RequestScope): Storage {
 export interface LifecycleStorage {
   cursors: LifecycleCursors;
   retention: RetentionStore;
+  gc: GcStore;
 }
 
 export function createLifecycleStorage(env: Env): LifecycleStorage {
-  return { cursors: new LifecycleCursors(env.DB), retention: new RetentionStore(env.DB) };
+  return { cursors: new LifecycleCursors(env.DB), retention: new RetentionStore(env.DB), gc: new GcStore(env.DB, env.BLOBS) };
 }

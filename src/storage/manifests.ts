@@ -200,6 +200,15 @@ export class ManifestStore {
     const held = `(EXISTS (SELECT 1 FROM tags WHERE repository = ?1 AND digest = ?2) AND ${immutableTagsIn("?3", "?4")})`;
     const results = await this.db.batch<ImmutableTag>([
       this.db.prepare(`DELETE FROM manifest_references WHERE repository = ?1 AND manifest_digest = ?2 AND NOT ${held}`).bind(...rules),
+      // Before the row goes: its R2 object, unless another row shares it, becomes garbage collection's to free.
+      this.db
+        .prepare(
+          `INSERT INTO object_intents (object_key, expires_at)
+           SELECT m.object_key, ?5 FROM manifests m WHERE m.repository = ?1 AND m.digest = ?2 AND m.object_key IS NOT NULL AND NOT ${held}
+             AND NOT EXISTS (SELECT 1 FROM manifests o WHERE o.object_key = m.object_key AND (o.repository <> ?1 OR o.digest <> ?2))
+           ON CONFLICT DO NOTHING`,
+        )
+        .bind(...rules, Date.now()),
       this.db.prepare(`DELETE FROM manifests WHERE repository = ?1 AND digest = ?2 AND NOT ${held}`).bind(...rules),
       this.db.prepare(`DELETE FROM tags WHERE repository = ?1 AND digest = ?2 AND NOT ${STORED}`).bind(repository, digest),
       // Left only when the manifest stayed: enough of its tags to name them, the tags list has the rest.
@@ -207,8 +216,8 @@ export class ManifestStore {
         .prepare(`SELECT name AS tag, digest, ${immutableTagsPolicyIn("?3")} AS policy FROM tags WHERE repository = ?1 AND digest = ?2 ORDER BY name LIMIT 10`)
         .bind(repository, digest, namespaceOf(repository)),
     ]);
-    if (results[1]!.meta.changes > 0) return "deleted";
-    return results[3]!.results.length > 0 ? { immutable: results[3]!.results } : "unknown";
+    if (results[2]!.meta.changes > 0) return "deleted";
+    return results[4]!.results.length > 0 ? { immutable: results[4]!.results } : "unknown";
   }
 }
 

@@ -113,9 +113,18 @@ export class RetentionStore {
         )
         .bind(repository, pushedBefore, limit),
       this.db.prepare("DELETE FROM manifest_references WHERE repository = ?1 AND manifest_digest IN (SELECT digest FROM retention_doomed)").bind(repository),
+      // The R2 objects of doomed manifests that no other row shares become garbage collection's to free.
+      this.db
+        .prepare(
+          `INSERT INTO object_intents (object_key, expires_at)
+           SELECT DISTINCT m.object_key, ?2 FROM manifests m WHERE m.repository = ?1 AND m.digest IN (SELECT digest FROM retention_doomed) AND m.object_key IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM manifests o WHERE o.object_key = m.object_key AND (o.repository <> ?1 OR o.digest NOT IN (SELECT digest FROM retention_doomed)))
+           ON CONFLICT DO NOTHING`,
+        )
+        .bind(repository, Date.now()),
       this.db.prepare("DELETE FROM manifests WHERE repository = ?1 AND digest IN (SELECT digest FROM retention_doomed)").bind(repository),
       this.db.prepare("DELETE FROM retention_doomed RETURNING digest"),
     ]);
-    return results[3]!.results.map((row) => row.digest);
+    return results[4]!.results.map((row) => row.digest);
   }
 }
