@@ -7,6 +7,9 @@ import { TAG_PATTERN } from "./oci/names";
 const retention = <Word extends string>(word: Word, most: number) =>
   z.union([z.literal(word), z.string().regex(/^[1-9][0-9]{0,6}$/, `expected a positive whole number or "${word}"`).transform(Number).pipe(z.number().max(most))]).default(word);
 
+// A quota var: a positive whole number, or "none" for no limit (the default).
+const quota = () => z.union([z.literal("none"), z.string().regex(/^[1-9][0-9]{0,14}$/, 'expected a positive whole number or "none"').transform(Number)]).default("none");
+
 // Vars are strings; these are counts, 0 included.
 const wholeNumber = (fallback: number) =>
   z
@@ -33,6 +36,10 @@ const VARS = z.object({
   RETENTION_KEEP_TAGS: retention("all", 1_000_000),
   RETENTION_KEEP_TAGS_MATCHING: z.string().regex(TAG_PATTERN, "expected a GLOB over tag names").default("*"),
   ...LIMIT_VARS,
+  // Quotas where no policy sets them: the largest blob (bytes), the most bytes a namespace holds, the most repositories it has.
+  MAX_BLOB_BYTES: quota(),
+  QUOTA_MAX_STORAGE_BYTES: quota(),
+  QUOTA_MAX_REPOSITORIES: quota(),
   // How a blob GET is answered: "signed" redirects to the Worker's own download route, "presigned" to R2, "none" streams.
   BLOB_REDIRECT: z.enum(["presigned", "signed", "none"]).default("signed"),
   // Blobs smaller than this are answered directly: a redirect costs the client a round trip.

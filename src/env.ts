@@ -28,6 +28,9 @@ export interface Env {
   RETENTION_KEEP_TAGS?: string;
   RETENTION_KEEP_TAGS_MATCHING?: string;
   MAX_MANIFEST_BYTES?: string;
+  MAX_BLOB_BYTES?: string;
+  QUOTA_MAX_STORAGE_BYTES?: string;
+  QUOTA_MAX_REPOSITORIES?: string;
   MAX_MANIFEST_DESCRIPTORS?: string;
   MAX_ANNOTATION_BYTES?: string;
   MAX_REFERRERS_PAGE_BYTES?: string;

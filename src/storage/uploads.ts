@@ -20,18 +20,18 @@ export class Uploads {
     private readonly blobs: BlobStore,
   ) {}
 
-  /** A new upload. Nothing is stored yet: the session begins with its first request. */
-  async create(repository: RepositoryName, algorithm: Algorithm): Promise<Upload> {
+  /** A new upload. Nothing is stored yet: the session begins with its first request. `maxBytes`: the quota its requests are held to. */
+  async create(repository: RepositoryName, algorithm: Algorithm, maxBytes?: number): Promise<Upload> {
     const objectId = this.namespace.newUniqueId();
     const id = await issueUploadId(this.#secret(), repository, objectId.toString(), Date.now());
-    return new Upload(id, { repository, algorithm }, this.namespace.get(objectId), this.meter);
+    return new Upload(id, targetOf(repository, algorithm, maxBytes), this.namespace.get(objectId), this.meter);
   }
 
   /** The upload an id names, if it was issued for this repository and has not expired. */
-  async open(repository: RepositoryName, uploadId: string, algorithm: Algorithm): Promise<Upload | null> {
+  async open(repository: RepositoryName, uploadId: string, algorithm: Algorithm, maxBytes?: number): Promise<Upload | null> {
     const objectId = await verifyUploadId(this.#secret(), repository, uploadId, Date.now(), UPLOAD_LIFETIME_SECONDS);
     if (!objectId) return null;
-    return new Upload(uploadId, { repository, algorithm }, this.namespace.get(this.namespace.idFromString(objectId)), this.meter);
+    return new Upload(uploadId, targetOf(repository, algorithm, maxBytes), this.namespace.get(this.namespace.idFromString(objectId)), this.meter);
   }
 
   /**
@@ -39,8 +39,16 @@ export class Uploads {
    * length and fits one R2 object goes straight to R2 from here; any other
    * (a chunked body of unknown length, a range) through a session.
    */
-  async push(repository: RepositoryName, algorithm: Algorithm, digest: Digest, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<UploadResult<{ digest: Digest; size: number }>> {
-    if (!isWholeObject(chunk)) return (await this.create(repository, algorithm)).complete(digest, body, chunk);
+  async push(
+    repository: RepositoryName,
+    algorithm: Algorithm,
+    digest: Digest,
+    body: ReadableStream<Uint8Array> | null,
+    chunk: ChunkBounds,
+    maxBytes?: number,
+  ): Promise<UploadResult<{ digest: Digest; size: number }>> {
+    if (!isWholeObject(chunk)) return (await this.create(repository, algorithm, maxBytes)).complete(digest, body, chunk);
+    // An announced length past the quota is refused by the route before any byte is read.
     // A fresh id of the kind sessions have, so the blob's key is like any upload's; no session ever takes it.
     const key = blobObjectKey(this.namespace.newUniqueId().toString());
     return pushWhole({ bucket: this.bucket, blobs: this.blobs, meter: this.meter }, { repository, key }, digest, body, chunk.length);
@@ -87,6 +95,10 @@ export class Upload {
     this.meter.add(cost);
     return result;
   }
+}
+
+function targetOf(repository: RepositoryName, algorithm: Algorithm, maxBytes: number | undefined): SessionTarget {
+  return maxBytes === undefined ? { repository, algorithm } : { repository, algorithm, maxBytes };
 }
 
 /** Whether a body of this announced length and range can be streamed into one R2 object from the Worker. */
