@@ -104,6 +104,16 @@ describe("a namespace allowing blobs up to 5 MB", () => {
     expect((await fetchRegistry(location)).status).toBe(404);
   });
 
+  it("refuses a PUT that completes an upload with a body past it, as containerd pushes, keeping nothing", async () => {
+    const namespace = await namespaceWith({ maxBlobBytes: 5 * MB });
+    const location = await openUpload(`${namespace}/app`);
+    const bytes = randomBytes(5 * MB + 1);
+    const put = await fetchRegistry(withDigest(location, await digestOf(bytes)), { method: "PUT", body: bytes, headers: { "Content-Length": String(bytes.length) } });
+    expect(costOf(put).bytesIn).toBe(0);
+    await expectRefused(put, 413, "SIZE_INVALID", /5 MB/);
+    expect(await objectsOf(location)).toEqual([]);
+  });
+
   it("takes a blob up to the limit, pushed as docker does and monolithically", async () => {
     const namespace = await namespaceWith({ maxBlobBytes: 5 * MB });
     await pushBlob(`${namespace}/app`, randomBytes(5 * MB));
@@ -183,6 +193,17 @@ describe("a namespace's storage limit", () => {
     expect((await putManifest(repo, "v2", small)).status).toBe(201);
     const tiny = randomBytes(10);
     await expectRefused(await monolithic(repo, tiny, await digestOf(tiny)), 413, "SIZE_INVALID", /storage limit/);
+  });
+
+  it("refuses the completion of an upload that other pushes left no room for meanwhile, and discards it", async () => {
+    const namespace = await namespaceWith({ maxStorageBytes: 5000 });
+    const bytes = randomBytes(3000);
+    const location = await openUpload(`${namespace}/app`);
+    expect((await fetchRegistry(location, { method: "PATCH", body: bytes })).status).toBe(202);
+    await pushBlob(`${namespace}/app`, randomBytes(3000));
+    await expectRefused(await fetchRegistry(withDigest(location, await digestOf(bytes)), { method: "PUT" }), 413, "SIZE_INVALID", /storage limit of 5 kB/);
+    expect(await objectsOf(location)).toEqual([]);
+    expect((await fetchRegistry(location)).status).toBe(404);
   });
 
   it("counts a blob mounted from another namespace, and does not mount one past it", async () => {
