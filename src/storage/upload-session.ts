@@ -256,7 +256,8 @@ export class UploadSession extends DurableObject<Env> {
 
   /**
    * Runs a data request alone, and turns what went wrong with its body or
-   * with the isolate's memory into a refusal that leaves the session as it was.
+   * with the isolate's memory into a refusal that leaves the session as it
+   * was; a body that passes the quota ends it instead.
    */
   async #exclusive<T>(
     io: Io,
