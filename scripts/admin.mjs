@@ -11,9 +11,10 @@ import { namespaces } from "./admin/namespaces.mjs";
 import { policies } from "./admin/policies.mjs";
 import { robots } from "./admin/robots.mjs";
 import { targetOf } from "./admin/target.mjs";
+import { usage } from "./admin/usage.mjs";
 import { users } from "./admin/users.mjs";
 
-const GROUPS = [users, grants, robots, namespaces, policies, keys];
+const GROUPS = [users, grants, robots, namespaces, policies, usage, keys];
 const COMMANDS = GROUPS.flatMap((group) => group.commands);
 
 /** Every option any command takes; each command says which of the rest are its own. */
@@ -30,6 +31,10 @@ const OPTIONS = {
   "delete-untagged-after-days": { type: "string" },
   "keep-tags": { type: "string" },
   "keep-tags-matching": { type: "string" },
+  "max-blob-size": { type: "string" },
+  "max-manifest-size": { type: "string" },
+  "max-storage": { type: "string" },
+  "max-repositories": { type: "string" },
 };
 const EVERY_COMMAND_TAKES = ["url", "remote", "json", "help"];
 
@@ -47,7 +52,9 @@ async function main(argv, env) {
   const command = COMMANDS.find((candidate) => candidate.words.every((word, i) => positionals[i] === word));
   if (!command) throw usageFailure(`no command ${positionals.join(" ")}`);
   const args = positionals.slice(command.words.length);
-  if (args.length !== command.args.length) throw usageFailure(`usage: npm run admin -- ${usageOf(command)}`);
+  // Arguments in brackets may be left out.
+  const required = command.args.filter((arg) => !arg.startsWith("["));
+  if (args.length < required.length || args.length > command.args.length) throw usageFailure(`usage: npm run admin -- ${usageOf(command)}`);
   const foreign = Object.keys(options).find((option) => !EVERY_COMMAND_TAKES.includes(option) && !command.options?.includes(option));
   if (foreign) throw usageFailure(`${command.words.join(" ")} takes no --${foreign}`);
 

@@ -7,6 +7,9 @@ import { TAG_PATTERN } from "./oci/names";
 const retention = <Word extends string>(word: Word, most: number) =>
   z.union([z.literal(word), z.string().regex(/^[1-9][0-9]{0,6}$/, `expected a positive whole number or "${word}"`).transform(Number).pipe(z.number().max(most))]).default(word);
 
+// A quota var: a positive whole number, or "none" for no limit (the default).
+const quota = () => z.union([z.literal("none"), z.string().regex(/^[1-9][0-9]{0,14}$/, 'expected a positive whole number or "none"').transform(Number)]).default("none");
+
 // Vars are strings; these are counts, 0 included.
 const wholeNumber = (fallback: number) =>
   z
@@ -39,6 +42,10 @@ const VARS = z.object({
   ...LIMIT_VARS,
   // How long an upload lives after its POST: then its id is refused and its session's alarm removes what it wrote.
   UPLOAD_EXPIRY_SECONDS: z.string().regex(/^[1-9][0-9]{0,8}$/, "expected a positive whole number of seconds").transform(Number).default(24 * 60 * 60),
+  // Quotas where no policy sets them: the largest blob (bytes), the most bytes a namespace holds, the most repositories it has.
+  MAX_BLOB_BYTES: quota(),
+  QUOTA_MAX_STORAGE_BYTES: quota(),
+  QUOTA_MAX_REPOSITORIES: quota(),
   // How a blob GET is answered: "signed" redirects to the Worker's own download route, "presigned" to R2, "none" streams.
   BLOB_REDIRECT: z.enum(["presigned", "signed", "none"]).default("signed"),
   // Blobs smaller than this are answered directly: a redirect costs the client a round trip.

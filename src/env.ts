@@ -29,6 +29,9 @@ export interface Env {
   RETENTION_KEEP_TAGS_MATCHING?: string;
   GC_GRACE_SECONDS?: string;
   MAX_MANIFEST_BYTES?: string;
+  MAX_BLOB_BYTES?: string;
+  QUOTA_MAX_STORAGE_BYTES?: string;
+  QUOTA_MAX_REPOSITORIES?: string;
   MAX_MANIFEST_DESCRIPTORS?: string;
   MAX_ANNOTATION_BYTES?: string;
   MAX_REFERRERS_PAGE_BYTES?: string;

@@ -7,7 +7,7 @@ import { hashPassword } from "../auth/passwords";
 import { NAMESPACE_PATTERN, ROLES } from "../auth/scopes";
 import { toHex } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
-import { TAG_PATTERN } from "../oci/names";
+import { parseRepositoryName, TAG_PATTERN } from "../oci/names";
 import { policyDefaultsOf } from "../storage/policies";
 import { authSettingsOf } from "./http";
 
@@ -28,6 +28,9 @@ const scope = z.object({ pattern, role });
 
 const NEW_USER = z.object({ name: loginName, password, admin: z.boolean().default(false) });
 const NEW_ROBOT = z.object({ name: loginName, scopes: z.array(scope).min(1), days: z.number().int().min(1).max(3650).default(90) });
+// A quota: a positive whole number (bytes, or repositories), or "none" to lift the var's default.
+const quota = z.union([z.int().min(1).max(Number.MAX_SAFE_INTEGER), z.literal("none")]).optional();
+
 // The settings a policy sets; those left out stay as they were.
 const POLICY_SETTINGS = z
   .strictObject({
@@ -35,6 +38,10 @@ const POLICY_SETTINGS = z
     deleteUntaggedAfterDays: z.union([z.int().min(1).max(36_500), z.literal("never")]).optional(),
     keepTags: z.union([z.int().min(1).max(1_000_000), z.literal("all")]).optional(),
     keepTagsMatching: z.string().regex(TAG_PATTERN, "a GLOB over tag names: their characters and * ? [ ] ^, at most 50").optional(),
+    maxBlobBytes: quota,
+    maxManifestBytes: quota,
+    maxStorageBytes: quota,
+    maxRepositories: quota,
   })
   .refine((settings) => Object.values(settings).some((value) => value !== undefined), "at least one setting, e.g. immutableTags")
   // A pattern is part of its policy's keep-tags rule: set apart, the count it would go with is unclear.
@@ -140,6 +147,28 @@ admin.put("/admin/policies/:pattern", async (c) => {
 admin.delete("/admin/policies/:pattern", async (c) => {
   if (!(await c.var.storage.policies.remove(c.req.param("pattern")))) throw unknownName(`policy on ${c.req.param("pattern")}`);
   return c.body(null, 204);
+});
+
+/** What every namespace holds: bytes (blobs linked, once per repository, and manifests) and repositories. */
+admin.get("/admin/usage", async (c) => c.json({ namespaces: await c.var.storage.quotas.namespaces() }));
+
+/** One namespace's usage, the quotas it is held to (null: no limit), and what each of its repositories holds. */
+admin.get("/admin/usage/:namespace", async (c) => {
+  const namespace = parse(loginName, c.req.param("namespace"));
+  const { quotas } = c.var.storage;
+  const [[usage], repositories, quota] = await Promise.all([
+    quotas.namespaces(namespace),
+    quotas.repositories(namespace),
+    quotas.of(parseRepositoryName(namespace), policyDefaultsOf(c.var.config)),
+  ]);
+  const { maxBlobBytes, maxManifestBytes, maxStorageBytes, maxRepositories } = quota;
+  return c.json({
+    namespace,
+    bytes: usage?.bytes ?? 0,
+    repositories: usage?.repositories ?? 0,
+    limits: { maxBlobBytes, maxManifestBytes, maxStorageBytes, maxRepositories },
+    repositoryUsage: repositories,
+  });
 });
 
 async function bodyOf<T>(c: Context<AppEnv>, schema: z.ZodType<T>): Promise<T> {

@@ -2,10 +2,11 @@ import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
 import { algorithmOf, digestBytes } from "../oci/digest";
 import { ERROR_CODES, RegistryError } from "../oci/errors";
-import { enforceManifestLimits, manifestTooLarge } from "../oci/limits";
+import { enforceManifestLimits } from "../oci/limits";
 import { parseManifest } from "../oci/manifest";
 import { matchesIfNoneMatch } from "../oci/conditional";
 import { parseTag, type Reference, type RepositoryName } from "../oci/names";
+import { exceedsStorage, manifestRoom, refuseNewRepository } from "../oci/quotas";
 import type { Storage } from "../storage";
 import type { ImmutableTag, ManifestHead, ManifestWithBody } from "../storage/manifests";
 import { policyDefaultsOf } from "../storage/policies";
@@ -60,12 +61,18 @@ manifests.put(PATH, requires("pull", "push"), async (c) => {
   const reference = referenceOf(c);
   const extraTags = c.req.queries("tag")?.map(parseTag) ?? [];
   const { config, storage } = c.var;
-  const bytes = await readBounded(c.req.raw, config.MAX_MANIFEST_BYTES, c.var.meter);
-  if (!bytes) throw manifestTooLarge(config);
+  const quota = await storage.quotas.of(repository, policyDefaultsOf(config));
+  refuseNewRepository(quota);
+  const room = manifestRoom(quota, config);
+  const bytes = await readBounded(c.req.raw, room.bytes, c.var.meter);
+  if (!bytes) throw room.refusal;
   const digest = await digestBytes(reference.kind === "digest" ? algorithmOf(reference.digest) : "sha256", bytes);
   if (reference.kind === "digest" && reference.digest !== digest) {
     throw new RegistryError("DIGEST_INVALID", `the manifest's bytes are ${digest}, not ${reference.digest}`);
   }
+  // A manifest the repository stores already adds nothing: asked only when the quota would refuse it.
+  const overQuota = exceedsStorage(quota, bytes.length);
+  if (overQuota && !(await storage.manifests.head(repository, { kind: "digest", digest }))) throw overQuota;
   const parsed = parseManifest(bytes, c.req.header("Content-Type"));
   enforceManifestLimits(parsed, config);
   const tags = reference.kind === "tag" ? [reference.tag, ...extraTags] : extraTags;

@@ -4,7 +4,9 @@ import { DEFAULT_ALGORITHM, parseAlgorithm, parseDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { MAX_UPLOAD_PARTS, UPLOAD_BUFFER_BUDGET } from "../oci/limits";
 import { isRepositoryName, type RepositoryName } from "../oci/names";
+import { blobRoom, refuseNewRepository, type Room } from "../oci/quotas";
 import { parseContentRange, uploadRange } from "../oci/range";
+import { policyDefaultsOf } from "../storage/policies";
 import type { UploadFailure, UploadResult } from "../storage/upload-result";
 import type { ChunkBounds } from "../storage/upload-session";
 import type { Upload } from "../storage/uploads";
@@ -25,17 +27,23 @@ const RETRY_AFTER_SECONDS = 5;
 uploads.post(UPLOADS, requires("pull", "push"), async (c) => {
   const repository = repositoryOf(c);
   const { storage } = c.var;
+  // The first request of a push: a new repository past its namespace's count, or a body announced past its room, goes no further.
+  const quota = await storage.quotas.of(repository, policyDefaultsOf(c.var.config));
+  refuseNewRepository(quota);
+  const room = blobRoom(quota);
+  if (room && (contentLength(c) ?? 0) > room.bytes) throw room.refusal;
   const mount = c.req.query("mount");
   if (mount !== undefined) {
     const digest = parseDigest(mount);
     const source = await mountSource(c);
-    if (source !== null && (await storage.blobs.mount(repository, digest, source))) {
+    // A blob too large for the room is not mounted: the client uploads it, and that is refused.
+    if (source !== null && (await storage.blobs.mount(repository, digest, source, room?.bytes))) {
       return c.body(null, 201, { Location: blobLocation(repository, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
     }
   }
   const monolithic = c.req.query("digest");
   if (monolithic !== undefined) {
-    const blob = settle(await storage.uploads.push(repository, algorithmOf(c), parseDigest(monolithic), c.req.raw.body, chunkBounds(c)));
+    const blob = settle(await storage.uploads.push(repository, algorithmOf(c), parseDigest(monolithic), c.req.raw.body, chunkBounds(c), room?.bytes), room);
     return c.body(null, 201, { Location: blobLocation(repository, blob.digest), "Docker-Content-Digest": blob.digest, "Content-Length": "0" });
   }
   return c.body(null, 202, uploadHeaders(await storage.uploads.create(repository, algorithmOf(c)), 0));
@@ -52,16 +60,18 @@ uploads.get(SESSION, requires("pull", "push"), async (c) => {
 });
 
 uploads.patch(SESSION, requires("pull", "push"), async (c) => {
-  const upload = await sessionOf(c);
-  const { size } = settle(await upload.append(c.req.raw.body, chunkBounds(c)));
+  const room = await roomOf(c);
+  const upload = await sessionOf(c, room);
+  const { size } = settle(await upload.append(c.req.raw.body, chunkBounds(c)), room);
   return c.body(null, 202, uploadHeaders(upload, size));
 });
 
 uploads.put(SESSION, requires("pull", "push"), async (c) => {
-  const upload = await sessionOf(c);
+  const room = await roomOf(c);
+  const upload = await sessionOf(c, room);
   const query = c.req.query("digest");
   if (query === undefined) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
-  const blob = settle(await upload.complete(parseDigest(query), c.req.raw.body, chunkBounds(c)));
+  const blob = settle(await upload.complete(parseDigest(query), c.req.raw.body, chunkBounds(c)), room);
   return c.body(null, 201, {
     Location: blobLocation(upload.target.repository, blob.digest),
     "Docker-Content-Digest": blob.digest,
@@ -91,10 +101,15 @@ function algorithmOf(c: Context<AppEnv>) {
   return parseAlgorithm(c.req.query("digest-algorithm") ?? DEFAULT_ALGORITHM);
 }
 
-/** The upload a session URL names; its algorithm only matters if this request begins the session. */
-async function sessionOf(c: Context<AppEnv>): Promise<Upload> {
+/** The room the namespace's quotas leave the blob a request brings bytes of, read afresh: other pushes may have used it. */
+async function roomOf(c: Context<AppEnv>): Promise<Room | null> {
+  return blobRoom(await c.var.storage.quotas.of(repositoryOf(c), policyDefaultsOf(c.var.config)));
+}
+
+/** The upload a session URL names, held to `room`; its algorithm only matters if this request begins the session. */
+async function sessionOf(c: Context<AppEnv>, room: Room | null = null): Promise<Upload> {
   const id = c.req.param("id") ?? "";
-  const upload = await c.var.storage.uploads.open(repositoryOf(c), id, algorithmOf(c));
+  const upload = await c.var.storage.uploads.open(repositoryOf(c), id, algorithmOf(c), room?.bytes);
   if (!upload) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `no upload ${id.slice(0, 200)} in this repository`);
   return upload;
 }
@@ -120,13 +135,13 @@ function chunkBounds(c: Context<AppEnv>): ChunkBounds {
   return { start: range.start, length: rangeLength };
 }
 
-/** The value of a session's answer, or its refusal as the OCI error a client expects. */
-function settle<T>(result: UploadResult<T>): T {
+/** The value of a session's answer, or its refusal as the OCI error a client expects; `room` is what the session was held to. */
+function settle<T>(result: UploadResult<T>, room: Room | null = null): T {
   if (result.ok) return result;
-  throw refusal(result);
+  throw refusal(result, room);
 }
 
-function refusal(failure: UploadFailure): RegistryError {
+function refusal(failure: UploadFailure, room: Room | null): RegistryError {
   // Errors about where an upload stands tell the client where it really ends.
   const range = (size: number) => ({ headers: { Range: uploadRange(size) } });
   switch (failure.reason) {
@@ -155,6 +170,9 @@ function refusal(failure: UploadFailure): RegistryError {
       return new RegistryError("TOOMANYREQUESTS", `the upload buffers in use reach the limit UPLOAD_BUFFER_BUDGET = ${UPLOAD_BUFFER_BUDGET} bytes; retry shortly`, {
         headers: { "Retry-After": String(RETRY_AFTER_SECONDS), Range: uploadRange(failure.size) },
       });
+    case "over-quota":
+      if (!room) throw new Error("an upload refused for a quota it was not given");
+      return room.refusal;
     case "completing":
       return new RegistryError("BLOB_UPLOAD_INVALID", "the upload is being completed: repeat its PUT, or cancel it", range(failure.size));
   }

@@ -61,12 +61,14 @@ export class BlobStore {
 
   /**
    * Makes an existing blob part of a repository without moving bytes: a blob
-   * `from` holds, or, without `from`, one any repository holds. Returns false
+   * `from` holds, or, without `from`, one any repository holds, and of at
+   * most `maxBytes` (the room the namespace's quotas leave). Returns false
    * when there is nothing to mount.
    */
-  async mount(repository: RepositoryName, digest: Digest, from?: RepositoryName): Promise<boolean> {
-    const held = "SELECT 1 FROM repository_blobs WHERE digest = ?3 AND (?4 IS NULL OR repository = ?4)";
-    const params = [repository, Date.now(), digest, from ?? null];
+  async mount(repository: RepositoryName, digest: Digest, from?: RepositoryName, maxBytes?: number): Promise<boolean> {
+    const held = `SELECT 1 FROM repository_blobs WHERE digest = ?3 AND (?4 IS NULL OR repository = ?4)
+      AND (?5 IS NULL OR (SELECT size FROM blobs WHERE digest = ?3) <= ?5)`;
+    const params = [repository, Date.now(), digest, from ?? null, maxBytes ?? null];
     const [, , linked] = await this.db.batch([
       this.db.prepare(`INSERT INTO repositories (name, created_at) SELECT ?1, ?2 WHERE EXISTS (${held}) ON CONFLICT DO NOTHING`).bind(...params),
       this.db

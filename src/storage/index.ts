@@ -7,6 +7,7 @@ import { ManifestCache } from "./manifest-cache";
 import { LifecycleCursors } from "./lifecycle-cursors";
 import { ManifestStore } from "./manifests";
 import { PolicyStore } from "./policies";
+import { QuotaStore } from "./quotas";
 import { meterD1, meterR2, type Meter } from "./meter";
 import { R2Presigner } from "./r2-presign";
 import { ReferrerIndex } from "./referrers";
@@ -25,6 +26,7 @@ export interface Storage {
   uploads: Uploads;
   manifests: ManifestStore;
   policies: PolicyStore;
+  quotas: QuotaStore;
   manifestCache: ManifestCache;
   tags: TagIndex;
   referrers: ReferrerIndex;
@@ -60,6 +62,7 @@ export function createStorage(env: Env, request: RequestScope): Storage {
     manifests: new ManifestStore(databases, bucket),
     manifestCache: new ManifestCache(request.origin, request.manifestCacheSeconds, request.waitUntil),
     policies: new PolicyStore(databases.db),
+    quotas: new QuotaStore(databases.db),
     tags: new TagIndex(databases),
     referrers: new ReferrerIndex(databases.db),
     repositories: new RepositoryIndex(databases.db),

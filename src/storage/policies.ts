@@ -3,7 +3,7 @@ import type { Database } from "./database";
 
 /**
  * What a namespace policy may set (migrations/0003_policies.sql,
- * 0004_retention.sql). A setting left out is left to the other policies that
+ * 0004_retention.sql, 0007_quotas.sql). A setting left out is left to the other policies that
  * match and, where none sets it, to its var.
  */
 export interface PolicySettings {
@@ -15,6 +15,14 @@ export interface PolicySettings {
   keepTags?: number | "all";
   /** The tags keepTags counts, as a GLOB over tag names; others are left alone. Set together with keepTags. */
   keepTagsMatching?: string;
+  /** The largest blob a push may bring, in bytes; "none": no limit but the upload's own. */
+  maxBlobBytes?: number | "none";
+  /** The largest manifest a PUT may bring, in bytes; MAX_MANIFEST_BYTES holds whatever this says. */
+  maxManifestBytes?: number | "none";
+  /** The most bytes the namespace's repositories may hold together (blobs linked plus manifests). */
+  maxStorageBytes?: number | "none";
+  /** The most repositories the namespace may have. */
+  maxRepositories?: number | "none";
 }
 
 export interface NamespacePolicy extends PolicySettings {
@@ -31,6 +39,10 @@ export function policyDefaultsOf(config: Config): PolicyDefaults {
     deleteUntaggedAfterDays: config.RETENTION_UNTAGGED_DAYS,
     keepTags: config.RETENTION_KEEP_TAGS,
     keepTagsMatching: config.RETENTION_KEEP_TAGS_MATCHING,
+    maxBlobBytes: config.MAX_BLOB_BYTES,
+    maxManifestBytes: config.MAX_MANIFEST_BYTES,
+    maxStorageBytes: config.QUOTA_MAX_STORAGE_BYTES,
+    maxRepositories: config.QUOTA_MAX_REPOSITORIES,
   };
 }
 
@@ -43,7 +55,7 @@ interface Column<T> {
   read(value: Value): T;
 }
 
-// "never" and "all" are 0 in their columns: a value that can stand against a var's default.
+// "never", "all" and "none" are 0 in their columns: a value that can stand against a var's default.
 const noLimit = <Word extends string>(word: Word): Pick<Column<number | Word>, "write" | "read"> => ({
   write: (value) => (value === word ? 0 : value),
   read: (value) => (value === 0 ? word : (value as number)),
@@ -55,8 +67,17 @@ const COLUMNS: { [Name in keyof PolicySettings]-?: Column<Required<PolicySetting
   deleteUntaggedAfterDays: { name: "delete_untagged_after_days", ...noLimit("never") },
   keepTags: { name: "keep_tags", ...noLimit("all") },
   keepTagsMatching: { name: "keep_tags_matching", write: String, read: String },
+  maxBlobBytes: { name: "max_blob_bytes", ...noLimit("none") },
+  maxManifestBytes: { name: "max_manifest_bytes", ...noLimit("none") },
+  maxStorageBytes: { name: "max_storage_bytes", ...noLimit("none") },
+  maxRepositories: { name: "max_repositories", ...noLimit("none") },
 };
 const SETTINGS = Object.keys(COLUMNS) as (keyof PolicySettings)[];
+
+/** The column that holds a setting. */
+export function columnOf(setting: keyof PolicySettings): string {
+  return COLUMNS[setting].name;
+}
 
 /** A setting's value as its column holds it, for SQL to weigh defaults against policies. */
 export function columnValue<Name extends keyof PolicySettings>(setting: Name, value: PolicyDefaults[Name]): Value {

@@ -18,6 +18,8 @@ export type UploadFailure =
   | { reason: "digest-mismatch"; expected: Digest; actual?: Digest | null }
   /** The isolate's upload buffers are all in use: try again shortly. */
   | { reason: "out-of-memory"; size: number }
+  /** The upload would pass its namespace's quota (SessionTarget's maxBytes): it has been discarded, nothing of it kept. */
+  | { reason: "over-quota" }
   /** A completion was interrupted after the bytes were verified: only its PUT (or a cancel) can go on. */
   | { reason: "completing"; size: number };
 

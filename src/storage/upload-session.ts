@@ -23,6 +23,12 @@ export interface SessionTarget {
   repository: RepositoryName;
   algorithm: Algorithm;
   expiresAt: number;
+  /**
+   * The most bytes the upload may hold under its namespace's quotas, as the
+   * Worker read them for this request. A request that would pass it
+   * discards the whole upload: nothing partial is kept.
+   */
+  maxBytes?: number;
 }
 
 /** What a chunk's headers say of it: where it starts (Content-Range) and how long it is. */
@@ -125,15 +131,15 @@ export class UploadSession extends DurableObject<Env> {
       const state = await this.#current(io, target);
       if (!state) return refused({ reason: "unknown" });
       if (state.kind === "publishing") return refused({ reason: "completing", size: state.size });
-      const refusal = this.#refuseChunk(state, chunk);
+      const refusal = await this.#refuseChunk(io, state, chunk, target);
       if (refusal) return refused(refusal);
-      return this.#exclusive(io, state, chunk.length, async () => {
+      return this.#exclusive(io, state, chunk.length, target, async () => {
         // A chunk with a Content-Range is one of several; without one, a first request with a length usually brings the whole blob.
         if (state.kind === "empty" && chunk.start === undefined && fitsOneObject(chunk.length)) {
           const object = await this.#putObject(io, state, body, chunk.length);
           return { ok: true, size: object.size };
         }
-        const written = await this.#writeParts(io, state, body, chunk.length);
+        const written = await this.#writeParts(io, state, body, chunk.length, target);
         if (!(await this.#commitParts(io, state, written))) return refused({ reason: "unknown" });
         return { ok: true, size: written.next.size };
       });
@@ -155,15 +161,15 @@ export class UploadSession extends DurableObject<Env> {
       const interrupted = this.#load(io, target);
       if (interrupted?.kind === "publishing" && digest === interrupted.digest) {
         if (this.#writing) return refused({ reason: "busy", size: interrupted.size });
-        return this.#exclusive(io, interrupted, undefined, () => this.#publish(io, interrupted));
+        return this.#exclusive(io, interrupted, undefined, {}, () => this.#publish(io, interrupted));
       }
       const state = await this.#current(io, target);
       if (!state) return refused({ reason: "unknown" });
       if (state.kind === "publishing") return refused({ reason: "digest-mismatch", expected: digest, actual: state.digest });
-      const refusal = this.#refuseChunk(state, chunk);
+      const refusal = await this.#refuseChunk(io, state, chunk, target);
       if (refusal) return refused(refusal);
-      return this.#exclusive(io, state, chunk.length, async () => {
-        const assembled = await this.#assemble(io, state, digest, body, chunk);
+      return this.#exclusive(io, state, chunk.length, target, async () => {
+        const assembled = await this.#assemble(io, state, digest, body, chunk, target);
         if (!assembled) return refused({ reason: "unknown" });
         const { object, known } = assembled;
         const actual = known ?? (await this.#digestOf(io, object, algorithmOf(digest)));
@@ -198,7 +204,7 @@ export class UploadSession extends DurableObject<Env> {
           continue;
         }
         // Alone, so no completion can record these bytes between D1's answer and their deletion.
-        return this.#exclusive(io, state, undefined, async () => {
+        return this.#exclusive(io, state, undefined, {}, async () => {
           if ((await io.blobs.objectKeyOf(state.digest)) === this.#key(state)) {
             io.state.end();
             return refused({ reason: "unknown" });
@@ -286,18 +292,30 @@ export class UploadSession extends DurableObject<Env> {
     return null;
   }
 
-  #refuseChunk(state: Receiving, chunk: ChunkBounds): UploadFailure | null {
+  /** Refuses a chunk before reading it; one that announces more than the quota leaves allows ends the upload. */
+  async #refuseChunk(io: Io, state: Receiving, chunk: ChunkBounds, target: SessionTarget): Promise<UploadFailure | null> {
     if (this.#writing) return { reason: "busy", size: state.size };
     if (chunk.start !== undefined && chunk.start !== state.size) return { reason: "out-of-order", size: state.size, start: chunk.start };
     if (state.size + (chunk.length ?? 0) > MAX_UPLOAD_BYTES) return { reason: "too-large", size: state.size, limit: MAX_UPLOAD_BYTES };
+    if (target.maxBytes !== undefined && state.size + (chunk.length ?? 0) > target.maxBytes) {
+      await this.#discard(io, state);
+      return { reason: "over-quota" };
+    }
     return null;
   }
 
   /**
    * Runs a data request alone, and turns what went wrong with its body or
-   * with the isolate's memory into a refusal that leaves the session as it was.
+   * with the isolate's memory into a refusal that leaves the session as it
+   * was; a body that passes the quota ends it instead.
    */
-  async #exclusive<T>(io: Io, state: UploadState, announced: number | undefined, run: () => Promise<UploadResult<T>>): Promise<UploadResult<T>> {
+  async #exclusive<T>(
+    io: Io,
+    state: UploadState,
+    announced: number | undefined,
+    { maxBytes }: Pick<SessionTarget, "maxBytes">,
+    run: () => Promise<UploadResult<T>>,
+  ): Promise<UploadResult<T>> {
     const running = run();
     this.#writing = running;
     try {
@@ -306,7 +324,13 @@ export class UploadSession extends DurableObject<Env> {
       const { size } = state;
       if (error instanceof IncompleteBody) return refused({ reason: "incomplete-body", size, received: error.received, ...(announced === undefined ? {} : { announced }) });
       if (error instanceof BodyOverflow) {
-        return announced === undefined ? refused({ reason: "too-large", size, limit: MAX_UPLOAD_BYTES }) : refused({ reason: "overflow", size, announced });
+        if (announced !== undefined) return refused({ reason: "overflow", size, announced });
+        // A body of unknown length passed the quota: the upload goes, with what it held (this request's own parts are aborted already).
+        if (maxBytes !== undefined && maxBytes < MAX_UPLOAD_BYTES) {
+          await this.#discard(io, state);
+          return refused({ reason: "over-quota" });
+        }
+        return refused({ reason: "too-large", size, limit: MAX_UPLOAD_BYTES });
       }
       if (error instanceof BuffersExhausted) return refused({ reason: "out-of-memory", size });
       // Cancelled while this request ran: what it was writing to is gone.
@@ -350,7 +374,7 @@ export class UploadSession extends DurableObject<Env> {
    * tail, or its whole object, read into parts under the next revision);
    * commits nothing, and leaves no multipart upload behind if it fails.
    */
-  async #writeParts(io: Io, state: Receiving, body: ReadableStream<Uint8Array> | null, announced: number | undefined): Promise<Written> {
+  async #writeParts(io: Io, state: Receiving, body: ReadableStream<Uint8Array> | null, announced: number | undefined, { maxBytes }: Pick<SessionTarget, "maxBytes">): Promise<Written> {
     // Taken, not shared: only a commit hands the hash back, so a failed request leaves none behind.
     const hash = state.size === 0 ? { hasher: new Hasher(state.algorithm), through: 0 } : this.#hash?.through === state.size ? this.#hash : null;
     this.#hash = null;
@@ -370,7 +394,7 @@ export class UploadSession extends DurableObject<Env> {
       hashedAhead -= skip;
       await hash?.hasher.update(bytes.subarray(skip));
     };
-    const source = new ByteSource(stored, body, announced ?? MAX_UPLOAD_BYTES - state.size, io.meter);
+    const source = new ByteSource(stored, body, announced ?? Math.min(MAX_UPLOAD_BYTES, maxBytes ?? Infinity) - state.size, io.meter);
     const expected = announced === undefined ? undefined : (converting ? state.size : 0) + announced;
     try {
       const tail = await this.#withBuffers(firstBufferBytes(carried.length, expected), (lease) =>
@@ -429,6 +453,7 @@ export class UploadSession extends DurableObject<Env> {
     digest: Digest,
     body: ReadableStream<Uint8Array> | null,
     chunk: ChunkBounds,
+    target: SessionTarget,
   ): Promise<{ object: WholeObject; known: Digest | null } | null> {
     const algorithm = algorithmOf(digest);
     const settled = async (hash: RunningHash | null) => (hash?.hasher.algorithm === algorithm ? hash.hasher.digest() : null);
@@ -438,7 +463,7 @@ export class UploadSession extends DurableObject<Env> {
     }
     if (state.kind === "object" && (body === null || chunk.length === 0)) return { object: state, known: await settled(this.#takeHash(state)) };
 
-    const written = await this.#writeParts(io, state, body, chunk.length);
+    const written = await this.#writeParts(io, state, body, chunk.length, target);
     const { next, tail } = written;
     const object: WholeObject = { kind: "object", repository: next.repository, algorithm: next.algorithm, revision: next.revision, expiresAt: next.expiresAt, size: next.size };
     const parts = [...(state.kind === "parts" ? io.state.parts() : []), ...written.newParts];

@@ -21,21 +21,19 @@ export class Uploads {
     private readonly lifetimeSeconds: number,
   ) {}
 
-  /** A new upload. Nothing is stored yet: the session begins with its first request. */
-  async create(repository: RepositoryName, algorithm: Algorithm): Promise<Upload> {
+  /** A new upload. Nothing is stored yet: the session begins with its first request. `maxBytes`: the quota its requests are held to. */
+  async create(repository: RepositoryName, algorithm: Algorithm, maxBytes?: number): Promise<Upload> {
     const objectId = this.namespace.newUniqueId();
     const now = Date.now();
     const id = await issueUploadId(this.#secret(), repository, objectId.toString(), now);
-    const target = { repository, algorithm, expiresAt: uploadExpiry(now, this.lifetimeSeconds) };
-    return new Upload(id, target, this.namespace.get(objectId), this.meter);
+    return new Upload(id, targetOf(repository, algorithm, uploadExpiry(now, this.lifetimeSeconds), maxBytes), this.namespace.get(objectId), this.meter);
   }
 
   /** The upload an id names, if it was issued for this repository and has not expired. */
-  async open(repository: RepositoryName, uploadId: string, algorithm: Algorithm): Promise<Upload | null> {
+  async open(repository: RepositoryName, uploadId: string, algorithm: Algorithm, maxBytes?: number): Promise<Upload | null> {
     const issued = await verifyUploadId(this.#secret(), repository, uploadId, Date.now(), this.lifetimeSeconds);
     if (!issued) return null;
-    const target = { repository, algorithm, expiresAt: issued.expiresAt };
-    return new Upload(uploadId, target, this.namespace.get(this.namespace.idFromString(issued.objectId)), this.meter);
+    return new Upload(uploadId, targetOf(repository, algorithm, issued.expiresAt, maxBytes), this.namespace.get(this.namespace.idFromString(issued.objectId)), this.meter);
   }
 
   /**
@@ -43,8 +41,16 @@ export class Uploads {
    * length and fits one R2 object goes straight to R2 from here; any other
    * (a chunked body of unknown length, a range) through a session.
    */
-  async push(repository: RepositoryName, algorithm: Algorithm, digest: Digest, body: ReadableStream<Uint8Array> | null, chunk: ChunkBounds): Promise<UploadResult<{ digest: Digest; size: number }>> {
-    if (!isWholeObject(chunk)) return (await this.create(repository, algorithm)).complete(digest, body, chunk);
+  async push(
+    repository: RepositoryName,
+    algorithm: Algorithm,
+    digest: Digest,
+    body: ReadableStream<Uint8Array> | null,
+    chunk: ChunkBounds,
+    maxBytes?: number,
+  ): Promise<UploadResult<{ digest: Digest; size: number }>> {
+    if (!isWholeObject(chunk)) return (await this.create(repository, algorithm, maxBytes)).complete(digest, body, chunk);
+    // An announced length past the quota is refused by the route before any byte is read.
     // A fresh id of the kind sessions have, so the blob's key is like any upload's; no session ever takes it.
     const key = blobObjectKey(this.namespace.newUniqueId().toString());
     return pushWhole({ bucket: this.bucket, blobs: this.blobs, meter: this.meter }, { repository, key }, digest, body, chunk.length);
@@ -91,6 +97,10 @@ export class Upload {
     this.meter.add(cost);
     return result;
   }
+}
+
+function targetOf(repository: RepositoryName, algorithm: Algorithm, expiresAt: number, maxBytes: number | undefined): SessionTarget {
+  return maxBytes === undefined ? { repository, algorithm, expiresAt } : { repository, algorithm, expiresAt, maxBytes };
 }
 
 /** Whether a body of this announced length and range can be streamed into one R2 object from the Worker. */

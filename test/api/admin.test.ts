@@ -119,9 +119,20 @@ describe("the administration API", () => {
 });
 
 describe("the administration API: namespace policies", () => {
-  type Settings = { immutableTags?: boolean; deleteUntaggedAfterDays?: number | "never"; keepTags?: number | "all"; keepTagsMatching?: string };
+  type Quota = number | "none";
+  type Settings = {
+    immutableTags?: boolean;
+    deleteUntaggedAfterDays?: number | "never";
+    keepTags?: number | "all";
+    keepTagsMatching?: string;
+    maxBlobBytes?: Quota;
+    maxManifestBytes?: Quota;
+    maxStorageBytes?: Quota;
+    maxRepositories?: Quota;
+  };
   type Listing = { defaults: Required<Settings>; policies: ({ pattern: string; updatedAt: string } & Settings)[] };
-  const DEFAULTS = { immutableTags: false, deleteUntaggedAfterDays: "never", keepTags: "all", keepTagsMatching: "*" };
+  const QUOTA_DEFAULTS = { maxBlobBytes: "none", maxManifestBytes: 4194304, maxStorageBytes: "none", maxRepositories: "none" };
+  const DEFAULTS = { immutableTags: false, deleteUntaggedAfterDays: "never", keepTags: "all", keepTagsMatching: "*", ...QUOTA_DEFAULTS };
   const listing = async () => (await (await administer("GET", "policies")).json()) as Listing;
 
   it("is for administrators only: 401 without credentials, 403 for a user", async () => {
@@ -152,9 +163,17 @@ describe("the administration API: namespace policies", () => {
   });
 
   it("lists the defaults the vars give", async () => {
-    const vars = { IMMUTABLE_TAGS: "on", RETENTION_UNTAGGED_DAYS: "14", RETENTION_KEEP_TAGS: "5", RETENTION_KEEP_TAGS_MATCHING: "v*" };
+    const vars = { IMMUTABLE_TAGS: "on", RETENTION_UNTAGGED_DAYS: "14", RETENTION_KEEP_TAGS: "5", RETENTION_KEEP_TAGS_MATCHING: "v*", MAX_BLOB_BYTES: "5000000", QUOTA_MAX_REPOSITORIES: "10" };
     const response = await fetchWithEnv({ AUTH_MODE: "token", ...vars }, "/admin/policies", { headers: { Authorization: adminAuthorization() } });
-    expect(((await response.json()) as Listing).defaults).toEqual({ immutableTags: true, deleteUntaggedAfterDays: 14, keepTags: 5, keepTagsMatching: "v*" });
+    expect(((await response.json()) as Listing).defaults).toEqual({
+      immutableTags: true,
+      deleteUntaggedAfterDays: 14,
+      keepTags: 5,
+      keepTagsMatching: "v*",
+      ...QUOTA_DEFAULTS,
+      maxBlobBytes: 5000000,
+      maxRepositories: 10,
+    });
   });
 
   it("sets retention beside immutability, each setting on its own, never and all included", async () => {
@@ -168,12 +187,25 @@ describe("the administration API: namespace policies", () => {
     expect(await policy()).toMatchObject({ deleteUntaggedAfterDays: "never", keepTags: "all", keepTagsMatching: "v[0-9]*" });
   });
 
+  it("sets quotas beside the rest, none included", async () => {
+    const pattern = uniqueName("limited");
+    const policy = async () => (await listing()).policies.find((p) => p.pattern === pattern);
+    expect((await administer("PUT", `policies/${pattern}`, { maxBlobBytes: 5000000, maxManifestBytes: 100000, maxStorageBytes: 1e9, maxRepositories: 3 })).status).toBe(204);
+    expect((await administer("PUT", `policies/${pattern}`, { immutableTags: true })).status).toBe(204);
+    expect(await policy()).toEqual({ pattern, immutableTags: true, maxBlobBytes: 5000000, maxManifestBytes: 100000, maxStorageBytes: 1e9, maxRepositories: 3, updatedAt: expect.any(String) });
+    expect((await administer("PUT", `policies/${pattern}`, { maxBlobBytes: "none", maxRepositories: "none" })).status).toBe(204);
+    expect(await policy()).toMatchObject({ maxBlobBytes: "none", maxStorageBytes: 1e9, maxRepositories: "none" });
+  });
+
   it("refuses a malformed pattern, no setting, an unknown setting or a value of the wrong type (400)", async () => {
     const pattern = uniqueName("bad");
     for (const [path, body] of [
       ["policies/BAD!", { immutableTags: true }],
       [`policies/${pattern}`, {}],
-      [`policies/${pattern}`, { immutableTags: true, maxBlobBytes: 5 }],
+      [`policies/${pattern}`, { immutableTags: true, maxBlobSize: 5 }],
+      [`policies/${pattern}`, { maxBlobBytes: 0 }],
+      [`policies/${pattern}`, { maxStorageBytes: "5MB" }],
+      [`policies/${pattern}`, { maxRepositories: 2.5 }],
       [`policies/${pattern}`, { immutableTags: "on" }],
       [`policies/${pattern}`, { deleteUntaggedAfterDays: 0 }],
       [`policies/${pattern}`, { deleteUntaggedAfterDays: 1.5 }],

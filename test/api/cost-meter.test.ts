@@ -117,28 +117,28 @@ describe("blob HEAD", () => {
 
 describe("a docker-shaped layer push: POST, one PATCH without Content-Length, PUT ?digest=", () => {
   it.each([1, 3])(
-    "of %i part(s) costs R2 Class A 2 + parts (create, each part, complete), one Durable Object request per PATCH and PUT, none for the POST, and D1 the key's intent (PATCH) and one batch (PUT)",
+    "of %i part(s) costs R2 Class A 2 + parts (create, each part, complete), one Durable Object request per PATCH and PUT, none for the POST, one D1 read of the quota for each request, the key's intent (PATCH) and one batch (PUT)",
     async (parts) => {
       const repo = uniqueRepo();
       const bytes = randomBytes(parts * PART_SIZE);
       const post = await fetchRegistry(`/v2/${repo}/blobs/uploads/`, { method: "POST" });
       expect(post.status).toBe(202);
-      // The POST only signs an upload id: the session begins with the first PATCH.
-      expect(costOf(post)).toEqual(NO_COST);
+      // The POST reads the namespace's quota and signs an upload id: the session begins with the first PATCH.
+      expect(costOf(post)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number) });
 
       const patch = await fetchRegistry(post.headers.get("Location")!, { method: "PATCH", body: streamOf(bytes) });
       expect(patch.status).toBe(202);
       const patched = costOf(patch);
-      // The multipart upload is created with the first part, after its key's write intent is in D1; the session reads every byte of the body.
-      expect(patched).toMatchObject({ doRequests: 1, r2ClassA: 1 + parts, r2ClassB: 0, d1Queries: 1, d1RowsWritten: expect.any(Number), bytesIn: bytes.length });
+      // The multipart upload is created with the first part, after its key's write intent is in D1; the session reads every byte of the body. D1: the quota it is held to, and the intent.
+      expect(patched).toMatchObject({ doRequests: 1, r2ClassA: 1 + parts, r2ClassB: 0, d1Queries: 2, d1RowsWritten: expect.any(Number), bytesIn: bytes.length });
       // The session's state and its parts are rows of its SQLite.
       expect(patched.doRowsWritten).toBeGreaterThan(0);
 
       const put = await fetchRegistry(withDigest(patch.headers.get("Location")!, await digestOf(bytes)), { method: "PUT" });
       expect(put.status).toBe(201);
       const completed = costOf(put);
-      // Completing the multipart upload, then one D1 batch records the blob: its row, its key's intent cleared, the repository, the link, the key read back.
-      expect(completed).toMatchObject({ doRequests: 1, r2ClassA: 1, r2ClassB: 0, d1Queries: 5, bytesIn: 0 });
+      // The quota's read; completing the multipart upload, then one D1 batch records the blob: its row, its key's intent cleared, the repository, the link, the key read back.
+      expect(completed).toMatchObject({ doRequests: 1, r2ClassA: 1, r2ClassB: 0, d1Queries: 6, bytesIn: 0 });
       expect(completed.d1RowsWritten).toBeGreaterThan(0);
       expect(patched.r2ClassA + completed.r2ClassA).toBe(2 + parts);
     },
@@ -146,13 +146,13 @@ describe("a docker-shaped layer push: POST, one PATCH without Content-Length, PU
 });
 
 describe("a manifest PUT (a D1 write path)", () => {
-  it("is one D1 batch of six statements (the last reports tags an immutability policy holds), counting the rows they write and the body bytes the Worker reads", async () => {
+  it("is the quota's D1 read, then one D1 batch of six statements (the last reports tags an immutability policy holds), counting the rows they write and the body bytes the Worker reads", async () => {
     const repo = uniqueRepo();
     const { bytes } = await pushImage(repo, 2);
     const response = await putManifest(repo, "v1", bytes);
     expect(response.status).toBe(201);
     const cost = costOf(response);
-    expect(cost).toMatchObject({ d1Queries: 6, r2ClassA: 0, r2ClassB: 0, doRequests: 0, bytesIn: bytes.length, bytesOut: 0 });
+    expect(cost).toMatchObject({ d1Queries: 7, r2ClassA: 0, r2ClassB: 0, doRequests: 0, bytesIn: bytes.length, bytesOut: 0 });
     // At least the manifest, its three references (config and two layers) and the tag.
     expect(cost.d1RowsWritten).toBeGreaterThanOrEqual(5);
   });

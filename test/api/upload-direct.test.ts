@@ -75,8 +75,8 @@ describe("end-4b a monolithic POST ?digest= with the body's length", () => {
     expect(response.status).toBe(201);
     expect(response.headers.get("Location")).toBe(`/v2/${repo}/blobs/${digest}`);
     expect(response.headers.get("Docker-Content-Digest")).toBe(digest);
-    // D1: the key's write intent, then one batch records the blob (its row, the intent cleared, the repository, the link, the key read back).
-    expect(costOf(response)).toMatchObject({ doRequests: 0, r2ClassA: 1, r2ClassB: 0, d1Queries: 6, bytesIn: size });
+    // D1: the quota's read, the key's write intent, then one batch records the blob (its row, the intent cleared, the repository, the link, the key read back).
+    expect(costOf(response)).toMatchObject({ doRequests: 0, r2ClassA: 1, r2ClassB: 0, d1Queries: 7, bytesIn: size });
     expect(await remaining(written)).toHaveLength(1);
     await expectServed(repo, digest, bytes);
   });

@@ -295,7 +295,10 @@ describe("policy set, remove and list", () => {
 
     const lines = (await administer("policy", "list")).trimEnd().split("\n");
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${pattern.replace("*", "\\*")} +immutable-tags=on$`)));
-    expect(lines.at(-1)).toBe("Defaults where no policy sets it: immutable-tags=off, delete-untagged-after-days=never, keep-tags=all, keep-tags-matching=*");
+    expect(lines.at(-1)).toBe(
+      "Defaults where no policy sets it: immutable-tags=off, delete-untagged-after-days=never, keep-tags=all, keep-tags-matching=*, " +
+        "max-blob-size=none, max-manifest-size=4 MiB, max-storage=none, max-repositories=none",
+    );
     const listed = JSON.parse(await administer("policy", "list", "--json")) as { policies: { pattern: string }[] };
     expect(listed.policies).toContainEqual({ pattern, immutableTags: true, updatedAt: expect.any(String) });
 
@@ -341,11 +344,35 @@ describe("policy set, remove and list", () => {
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${pattern.replace("*", "\\*")} +delete-untagged-after-days=never, keep-tags=all, keep-tags-matching=pr-\\*$`)));
   });
 
+  it("policy set --max-blob-size 5MB holds against a client copying a larger layer, which prints the limit; usage shows what the namespace holds", async () => {
+    const namespace = unique("small");
+    expect(await administer("policy", "set", namespace, "--max-blob-size", "5MB", "--max-storage", "1GiB")).toContain(`Policy on ${namespace}: max-blob-size=5 MB, max-storage=1 GiB.`);
+    // An image with a 6 MB layer, where no quota applies.
+    const source = `${unique("large")}/app`;
+    const [manifest] = await twoManifests(source);
+    const layer = randomBytes(6_000_000);
+    expect(await pushStatus(admin, source, layer)).toBe(201);
+    const withLayer = JSON.parse(new TextDecoder().decode(manifest)) as { layers: unknown[] };
+    withLayer.layers = [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(layer), size: layer.length }];
+    expect(await tagStatus(source, "1.0", new TextEncoder().encode(JSON.stringify(withLayer)))).toBe(201);
+
+    expect(await pushStatus(admin, `${namespace}/app`, randomBytes(64))).toBe(201);
+
+    const creds = `${admin.username}:${admin.password}`;
+    const copy = await attempt("skopeo", ["copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--src-creds", creds, "--dest-creds", creds, `docker://${registry}/${source}:1.0`, `docker://${registry}/${namespace}/app:1.0`]);
+    expect(copy.code).not.toBe(0);
+    expect(copy.stderr).toContain(`blob exceeds the limit of 5 MB for namespace ${namespace} (policy ${namespace})`);
+    const usage = await administer("usage", namespace);
+    expect(usage).toMatch(new RegExp(`^${namespace}: \\d+ bytes of 1 GiB \\(policy ${namespace}\\), 1 repositories of no limit$`, "m"));
+    expect(usage).toContain("Largest blob: 5 MB");
+    expect(await administer("usage")).toMatch(new RegExp(`^${namespace} +\\d+ bytes +1 repositories$`, "m"));
+  });
+
   it("policy set without a setting, or with a value it cannot take, is refused before any request; removing no policy is the API's 404", async () => {
-    for (const args of [[], ["--immutable-tags", "yes"], ["--delete-untagged-after-days", "0"], ["--keep-tags", "some"], ["--keep-tags-matching", "v*"]]) {
+    for (const args of [[], ["--immutable-tags", "yes"], ["--delete-untagged-after-days", "0"], ["--keep-tags", "some"], ["--keep-tags-matching", "v*"], ["--max-blob-size", "5XB"], ["--max-repositories", "0"]]) {
       const refused = await runAdmin("policy", "set", unique("team"), ...args);
       expect(refused.status).toBe(2);
-      expect(refused.stderr).toMatch(/--immutable-tags|--delete-untagged-after-days|--keep-tags/);
+      expect(refused.stderr).toMatch(/--immutable-tags|--delete-untagged-after-days|--keep-tags|--max-blob-size|--max-repositories/);
     }
     const missing = await runAdmin("policy", "remove", unique("team"));
     expect(missing.status).toBe(1);
