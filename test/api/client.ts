@@ -110,6 +110,11 @@ export function uploadObjectId(location: string): string {
 }
 
 /** The session object behind an upload Location. */
+/** The R2 objects an upload's session wrote, by the key prefix its id gives them. */
+export async function objectsOf(location: string): Promise<string[]> {
+  return (await env.BLOBS.list({ prefix: `blobs/${uploadObjectId(location)}` })).objects.map((o) => o.key);
+}
+
 export function sessionOf(location: string) {
   return env.UPLOADS.get(env.UPLOADS.idFromString(uploadObjectId(location)));
 }

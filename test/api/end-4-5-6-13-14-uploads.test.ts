@@ -4,7 +4,7 @@ import type { Digest } from "../../src/oci/digest";
 import type { RepositoryName } from "../../src/oci/names";
 import type { UploadResult } from "../../src/storage/upload-result";
 import type { UploadSession } from "../../src/storage/upload-session";
-import { digestOf, errorCode, fetchRegistry, heldBody, openUpload, pushBlob, randomBytes, streamOf, uniqueRepo, uploadObjectId, withDigest } from "./client";
+import { digestOf, errorCode, fetchRegistry, heldBody, openUpload, pushBlob, randomBytes, streamOf, uniqueRepo, uploadObjectId, withDigest, objectsOf } from "./client";
 
 const MiB = 1024 * 1024;
 
@@ -328,10 +328,6 @@ describe("end-6 PUT <location>?digest=", () => {
   });
 });
 
-/** The R2 objects an upload wrote that are still there. */
-async function objectsOf(location: string): Promise<string[]> {
-  return (await env.BLOBS.list({ prefix: `blobs/${uploadObjectId(location)}` })).objects.map((o) => o.key);
-}
 
 describe("a first request that announces its length (one R2 object)", () => {
   it.each([

@@ -20,6 +20,7 @@ import {
   streamOf,
   uploadObjectId,
   withDigest,
+  objectsOf,
 } from "./client";
 
 const MB = 1_000_000;
@@ -43,10 +44,6 @@ function monolithic(repo: string, bytes: Uint8Array<ArrayBuffer>, digest: string
   return fetchWithEnv(vars, `/v2/${repo}/blobs/uploads/?digest=${encodeURIComponent(digest)}`, { method: "POST", body: bytes, headers: { "Content-Length": String(bytes.length) } });
 }
 
-/** The R2 objects an upload's session wrote. */
-async function objectsOf(location: string): Promise<string[]> {
-  return (await env.BLOBS.list({ prefix: `blobs/${uploadObjectId(location)}` })).objects.map((o) => o.key);
-}
 
 async function expectRefused(response: Response, status: number, code: string, message: RegExp): Promise<void> {
   expect(response.status).toBe(status);

@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PART_SIZE } from "../../src/storage/part-writer";
-import { digestOf, errorCode, fetchRegistry, fetchWithEnv, interceptRegister, openUpload, randomBytes, sessionOf, streamOf, uniqueRepo, uploadObjectId, withDigest } from "./client";
+import { digestOf, errorCode, fetchRegistry, fetchWithEnv, interceptRegister, openUpload, randomBytes, sessionOf, streamOf, uniqueRepo, uploadObjectId, withDigest, objectsOf } from "./client";
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -33,9 +33,6 @@ function intentsOf(location: string): Promise<string[]> {
     .then(({ results }) => results.map((r) => r.object_key));
 }
 
-async function objectsOf(location: string): Promise<string[]> {
-  return (await env.BLOBS.list({ prefix: `blobs/${uploadObjectId(location)}` })).objects.map((o) => o.key);
-}
 
 /** Every request on the upload is refused as unknown. */
 async function expectGone(location: string, digest: string): Promise<void> {
