@@ -91,6 +91,11 @@ function toState(row: Row): UploadState {
 /** Creates the session's tables, once per object. */
 export function createUploadTables(storage: DurableObjectStorage): void {
   storage.sql.exec(SCHEMA);
+  // A session begun before uploads expired has no expiry: it expires now, and its alarm removes it.
+  const columns = storage.sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('upload')").toArray();
+  if (columns.some((column) => column.name === "expires_at")) return;
+  storage.sql.exec("ALTER TABLE upload ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0");
+  void storage.setAlarm(Date.now());
 }
 
 /**

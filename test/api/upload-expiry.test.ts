@@ -1,6 +1,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PART_SIZE } from "../../src/storage/part-writer";
+import { createUploadTables } from "../../src/storage/upload-state";
 import { digestOf, errorCode, fetchRegistry, fetchWithEnv, interceptRegister, openUpload, randomBytes, sessionOf, streamOf, uniqueRepo, uploadObjectId, withDigest, objectsOf } from "./client";
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -139,5 +140,31 @@ describe("an upload that expires", () => {
     const status = await fetchWithEnv({ UPLOAD_EXPIRY_SECONDS: String(2 * 86400) }, location);
     expect(status.status).toBe(404);
     expect(await errorCode(status)).toBe("BLOB_UPLOAD_UNKNOWN");
+  });
+});
+
+describe("a session begun before uploads expired", () => {
+  it("expires as soon as its object starts again: requests on it are 404 BLOB_UPLOAD_UNKNOWN (not a 500 on its old table) and its alarm removes what it wrote", async () => {
+    const bytes = randomBytes(1000);
+    const location = await openUpload(uniqueRepo());
+    expect((await fetchRegistry(location, { method: "PATCH", body: bytes, headers: { "Content-Length": String(bytes.length) } })).status).toBe(202);
+    expect(await objectsOf(location)).toHaveLength(1);
+    // Its tables as that version made them, then what the object's constructor does when it starts.
+    const alarm = await runInDurableObject(sessionOf(location), async (_, state) => {
+      state.storage.sql.exec("ALTER TABLE upload DROP COLUMN expires_at");
+      await state.storage.deleteAlarm();
+      const before = Date.now();
+      createUploadTables(state.storage);
+      const due = await state.storage.getAlarm();
+      // Moved away, so that the test runs it rather than the runtime at a moment of its own.
+      await state.storage.setAlarm(before + DAY);
+      return { due, before };
+    });
+    expect(alarm.due).toBeGreaterThanOrEqual(alarm.before);
+    expect(alarm.due).toBeLessThanOrEqual(Date.now());
+    await expectGone(location, await digestOf(bytes));
+    expect(await runDurableObjectAlarm(sessionOf(location))).toBe(true);
+    expect(await objectsOf(location)).toEqual([]);
+    expect(await storageOf(location)).toEqual({ tables: [], alarm: null });
   });
 });
