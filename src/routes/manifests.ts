@@ -45,7 +45,7 @@ manifests.get(PATH, requires("pull"), async (c) => {
   return notModified ? c.body(null, 304, revalidation) : c.body(null, 200, headers);
 });
 
-/** A manifest by digest from the cache, else from storage (and, with its body, kept in the cache); by tag from storage. */
+/** A manifest by digest from the cache, else from storage (and, with its body, kept in the cache); by tag from storage alone. */
 async function lookUp(storage: Storage, repository: RepositoryName, reference: Reference, withBody: boolean): Promise<ManifestHead | ManifestWithBody | null> {
   if (reference.kind === "digest") {
     const cached = await storage.manifestCache.get(repository, reference.digest);
@@ -53,7 +53,8 @@ async function lookUp(storage: Storage, repository: RepositoryName, reference: R
   }
   if (!withBody) return storage.manifests.head(repository, reference);
   const manifest = await storage.manifests.get(repository, reference);
-  return manifest && storage.manifestCache.keep(repository, manifest);
+  // Only a pull by digest fills the cache: it is what reads it, and a put on every pull by tag would double the work of the commonest pull.
+  return manifest && reference.kind === "digest" ? storage.manifestCache.keep(repository, manifest) : manifest;
 }
 
 manifests.put(PATH, requires("pull", "push"), async (c) => {

@@ -160,14 +160,21 @@ describe("the manifest cache (GET and HEAD by digest)", () => {
     expect(queries).toEqual([]);
   });
 
-  it("keeps what it read by tag for pulls by digest, and manifests stored in R2 too", async () => {
+  it("leaves the cache alone on a pull by tag: a pull by digest reads D1 until it fills its own entry", async () => {
+    const { repo, tag, digest } = await pushed();
+    expect((await pull(manifestPath(repo, tag))).status).toBe(200);
+    await removeRow(repo, digest);
+    expect((await pull(manifestPath(repo, digest))).status).toBe(404);
+  });
+
+  it("keeps what a pull by digest read, manifests stored in R2 too", async () => {
     const repo = uniqueRepo();
     const { manifest } = await pushImage(repo);
     // Past what a D1 row holds, so the bytes come from R2.
     const large = json({ ...manifest, annotations: { pad: "x".repeat(1_000_000) } });
     expect((await putManifest(repo, "large", large)).status).toBe(201);
     const digest = await digestOf(large);
-    expect((await pull(manifestPath(repo, "large"))).status).toBe(200);
+    expect((await pull(manifestPath(repo, digest))).status).toBe(200);
     await removeRow(repo, digest);
     const cached = await pull(manifestPath(repo, digest));
     expect(cached.status).toBe(200);
