@@ -75,8 +75,9 @@ const ANSI = /\x1b\[[0-9;]*m/g;
 // The Worker logs each pass as an object, which the console prints over several lines up to a closing brace of its own.
 const LIFECYCLE = /event: 'lifecycle',[\s\S]*?\n\}/g;
 
-/** What the log says a pass freed: blob rows, and R2 objects (undefined where the log does not say). */
+/** What the log says a pass freed: repositories' links to blobs, blob rows, and R2 objects (undefined where the log does not say). */
 interface Freed {
+  links: number | undefined;
   blobs: number | undefined;
   objects: number | undefined;
 }
@@ -92,7 +93,11 @@ async function freedByPassSince(since: number): Promise<Freed> {
     for (const [pass] of server.output().replace(ANSI, "").matchAll(LIFECYCLE)) {
       const time = /scheduledTime: '([^']+)'/.exec(pass)?.[1];
       if (time !== undefined && Date.parse(time) >= since) {
-        return { blobs: numberIn(pass, /'gc-sweep-blobs': \{ deleted: (\d+)/), objects: numberIn(pass, /'gc-intents': \{ objectsDeleted: (\d+)/) };
+        return {
+          links: numberIn(pass, /'gc-sweep-links': \{ deleted: (\d+)/),
+          blobs: numberIn(pass, /'gc-sweep-blobs': \{ deleted: (\d+)/),
+          objects: numberIn(pass, /'gc-intents': \{ objectsDeleted: (\d+)/),
+        };
       }
     }
     if (Date.now() > deadline) throw new Error(`npm start logged no lifecycle pass after ${new Date(since).toISOString()}:\n${server.output()}`);
@@ -129,14 +134,14 @@ describe("npm run gc", () => {
       for (const bytes of [second.config, ...second.layers]) expect(await pull(`/v2/${repo}/blobs/${sha256(bytes)}`)).toEqual({ status: 200, bytes });
     };
     await freedAndKept();
-    // Both of the first image's own blobs went, their rows and (the pass counts them) their R2 objects: its config and its layer.
-    expect(await freedByPassSince(since)).toEqual({ blobs: 2, objects: 2 });
+    // Both of the first image's own blobs went, the repository's links to them, their rows and (the pass counts them) their R2 objects: its config and its layer.
+    expect(await freedByPassSince(since)).toEqual({ links: 2, blobs: 2, objects: 2 });
 
     // A second pass finds nothing more to free: what the kept image references stays.
     const again = Date.now();
     expect((await runGc(url)).code).toBe(0);
     await freedAndKept();
-    expect(await freedByPassSince(again)).toEqual({ blobs: 0, objects: 0 });
+    expect(await freedByPassSince(again)).toEqual({ links: 0, blobs: 0, objects: 0 });
   });
 
   it("against a port where nothing listens exits non-zero, asking whether npm start is running", async () => {
