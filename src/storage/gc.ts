@@ -75,15 +75,16 @@ export class GcStore {
    * every candidate it weighed.
    */
   async sweepLinks(seenBefore: number, limit: number): Promise<SweptBatch> {
+    // The links deleted are counted by what RETURNING gives back: meta.changes also counts the rows the usage triggers update.
     const [deleted, weighed] = await this.db.batch([
       this.db
         .prepare(
-          `DELETE FROM repository_blobs AS p WHERE (repository, digest, created_at) IN (${DUE_LINKS}) AND NOT ${REFERENCED}`,
+          `DELETE FROM repository_blobs AS p WHERE (repository, digest, created_at) IN (${DUE_LINKS}) AND NOT ${REFERENCED} RETURNING 1`,
         )
         .bind(seenBefore, limit),
       this.db.prepare(`DELETE FROM gc_links WHERE (repository, digest) IN (SELECT repository, digest FROM (${DUE_LINKS}))`).bind(seenBefore, limit),
     ]);
-    return { deleted: deleted!.meta.changes, weighed: weighed!.meta.changes };
+    return { deleted: deleted!.results.length, weighed: weighed!.meta.changes };
   }
 
   /** Marks the blobs after `after`: one no repository holds becomes a candidate seen `now`, one held stops being one. */

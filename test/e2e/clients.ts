@@ -24,12 +24,14 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Written to the command's standard input, which is then closed (e.g. a password for --password-stdin). */
   input?: string;
+  /** The working directory, if not this process's. */
+  cwd?: string;
 }
 
 /** Runs a command to completion and says how it ended; a command that fails is no error here (see `run`). */
 export function attempt(command: string, args: readonly string[], options: RunOptions = {}): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"], env: { ...process.env, ...options.env } });
+    const child = spawn(command, args, { cwd: options.cwd, stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"], env: { ...process.env, ...options.env } });
     let stdout = "";
     let stderr = "";
     child.stdout?.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));

@@ -27,10 +27,12 @@ const STOP_TIMEOUT_MS = 10_000;
 /** Enough of the server's output to explain a failed start. */
 const OUTPUT_TAIL_CHARS = 20_000;
 
-interface Running {
+export interface Running {
   /** host:port */
   address: string;
   workerOrigin: string;
+  /** The last of what the server printed (the Worker's console.log lines among it). */
+  output: () => string;
   stop: () => Promise<void>;
 }
 
@@ -62,10 +64,15 @@ export default async function setup({ provide, config }: TestProject): Promise<(
 /** Starts that fail because a port was taken meanwhile are tried again, on new ports. */
 const START_ATTEMPTS = 3;
 
-async function startRegistry(root: string, authMode: "none" | "token"): Promise<Running> {
+/**
+ * A registry as `npm start -- ...args` starts it, over a fresh state directory, on ports of its
+ * own: also for a test file that needs other vars (`--var NAME:value`) than the shared ones.
+ * Its caller stops it.
+ */
+export async function startRegistry(root: string, authMode: "none" | "token", args: string[] = []): Promise<Running> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(root, authMode);
+      return await startOnce(root, authMode, args);
     } catch (error) {
       // A free port is only free until someone binds it: wrangler binds its ports seconds after
       // they were chosen (migrations run first), while other servers on the machine bind theirs.
@@ -74,14 +81,14 @@ async function startRegistry(root: string, authMode: "none" | "token"): Promise<
   }
 }
 
-async function startOnce(root: string, authMode: "none" | "token"): Promise<Running> {
+async function startOnce(root: string, authMode: "none" | "token", args: string[]): Promise<Running> {
   const port = await freePort();
   // Left to itself, every wrangler dev probes from 9229 up for its inspector: two starting at once
   // (these two, or another checkout's) can pick the same port, and one fails "Address already in use".
   const inspectorPort = await freePort();
   const state = await mkdtemp(join(tmpdir(), `e2e-registry-${authMode}-`));
   // At debug level wrangler says where the Worker itself listens (its proxy forwards there).
-  const server = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", "--log-level", "debug"], {
+  const server = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", "--log-level", "debug", ...args], {
     cwd: root,
     env: { ...process.env, REGISTRY_STATE: state, AUTH_MODE: authMode, WRANGLER_SEND_METRICS: "false" },
     // Its own process group: npm, the shell, wrangler and workerd all stop together.
@@ -110,7 +117,7 @@ async function startOnce(root: string, authMode: "none" | "token"): Promise<Runn
     await stop();
     throw error;
   }
-  return { address: `127.0.0.1:${port}`, workerOrigin, stop };
+  return { address: `127.0.0.1:${port}`, workerOrigin, output: () => output, stop };
 }
 
 /** ADMIN_USERNAME and ADMIN_PASSWORD from .dev.vars. */
