@@ -2,6 +2,7 @@ import type { Env } from "../env";
 import { AccessStore } from "./access";
 import { BlobCache } from "./blob-cache";
 import { BlobStore } from "./blobs";
+import type { Database } from "./database";
 import { GcStore } from "./gc";
 import { ManifestCache } from "./manifest-cache";
 import { LifecycleCursors } from "./lifecycle-cursors";
@@ -12,7 +13,7 @@ import { meterD1, meterR2, type Meter } from "./meter";
 import { R2Presigner } from "./r2-presign";
 import { ReferrerIndex } from "./referrers";
 import { RepositoryIndex } from "./repositories";
-import { openSession, type SessionStart } from "./session";
+import { openSession, type Databases, type SessionStart } from "./session";
 import { RetentionStore } from "./retention";
 import { TagIndex } from "./tags";
 import { Uploads } from "./uploads";
@@ -48,9 +49,16 @@ export interface RequestScope extends SessionStart {
 
 export function createStorage(env: Env, request: RequestScope): Storage {
   const { meter } = request;
-  // Metered around the session, so what the primary confirms is counted too.
+  // Metered around the session, so what the primary confirms is counted too; the primary's wrapper made on first use, as the session opens it.
   const session = openSession(env.DB, request);
-  const databases = { db: meterD1(session.db, meter), primary: session.primary && meterD1(session.primary, meter) };
+  let primary: Database | null | undefined;
+  const databases: Databases = {
+    db: meterD1(session.db, meter),
+    get primary() {
+      if (primary === undefined) primary = session.primary && meterD1(session.primary, meter);
+      return primary;
+    },
+  };
   const bucket = meterR2(env.BLOBS, meter);
   const blobs = new BlobStore(databases, bucket);
   return {

@@ -15,7 +15,7 @@ import type { Database } from "./database";
 export interface Session {
   /** Where the request's queries go. */
   db: Database;
-  /** The primary, to confirm what `db` did not find; null when `db` began there. */
+  /** The primary, to confirm what `db` did not find, opened when first asked for; null when `db` began there. */
   primary: Database | null;
   /** The latest bookmark the request's queries reached: for the client to carry to its next request. Null when none ran. */
   bookmark(): string | null;
@@ -33,11 +33,15 @@ const BOOKMARK = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32,64}$/;
 export function openSession(d1: D1Database, start: SessionStart): Session {
   const bookmark = start.bookmark !== undefined && BOOKMARK.test(start.bookmark) ? start.bookmark : undefined;
   const session = d1.withSession(start.writes ? "first-primary" : (bookmark ?? "first-unconstrained"));
-  // Opening a session runs nothing: the primary is reached only on a miss.
-  const primary = start.writes ? null : d1.withSession("first-primary");
+  // Opened by the first miss to confirm, which most requests never have.
+  let primary: D1DatabaseSession | null = null;
   return {
     db: session,
-    primary,
+    get primary() {
+      if (start.writes) return null;
+      primary ??= d1.withSession("first-primary");
+      return primary;
+    },
     bookmark() {
       // Bookmarks sort in commit order, so the greater is the later.
       const reached = [session.getBookmark(), primary?.getBookmark()].filter((b): b is string => !!b);

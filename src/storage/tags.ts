@@ -12,9 +12,9 @@ export class TagIndex {
 
   /** A page of the repository's tags; null when the repository does not exist (which the primary confirms). */
   async list(repository: RepositoryName, page: PageRequest): Promise<Page<string> | null> {
-    const { db, primary } = this.databases;
-    const found = page.limit === 0 ? NO_TAGS : await this.#list(db, repository, page);
+    const found = page.limit === 0 ? NO_TAGS : await this.#list(this.databases.db, repository, page);
     if (found.items.length > 0 || page.last) return found;
+    const { db, primary } = this.databases;
     // An empty first page: the repository does not exist, or the session lags behind its first push. The primary says which.
     const [confirmed, exists] = await Promise.all([
       primary && page.limit > 0 ? this.#list(primary, repository, page) : found,
