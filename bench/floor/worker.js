@@ -26,8 +26,9 @@ const RECORDINGS = "__floor/responses/";
 const responses = new Map();
 /** This isolate reading back what earlier ones recorded, once: wrangler dev may reload the worker mid-run. */
 let restoring = null;
-/** The one-row table the D1 queries read, created once per isolate. */
+/** The table the D1 queries read, created once per isolate. */
 let table = null;
+const MAX_ROWS = 1000;
 
 export default {
   async fetch(request, env) {
@@ -38,7 +39,7 @@ export default {
     if (recorded) {
       // Through a D1 session, as ours reads (the Sessions API, for read replicas).
       const session = recorded.queries > 0 ? env.DB.withSession("first-unconstrained") : null;
-      for (let i = 0; i < recorded.queries; i++) await query(env.DB, session);
+      for (let i = 0; i < recorded.queries; i++) await query(env.DB, session, Math.ceil(recorded.rowsRead / recorded.queries));
       if (recorded.object === null) return new Response(recorded.body, { status: recorded.status, headers: recorded.headers });
       const object = await env.BLOBS.get(recorded.object);
       if (!object) return new Response(`floor: object ${recorded.object} was never stored`, { status: 500 });
@@ -64,21 +65,25 @@ export default {
 
 function record(entries) {
   for (const { method, path, status, headers, body, object } of entries) {
-    responses.set(`${method} ${path}`, { status, headers, body: body === null ? null : bytesOf(body), object, queries: queriesOf(headers) });
+    responses.set(`${method} ${path}`, { status, headers, body: body === null ? null : bytesOf(body), object, ...d1CostOf(headers) });
   }
 }
 
-function queriesOf(headers) {
-  const cost = headers.find(([name]) => name.toLowerCase() === "registry-cost")?.[1];
-  return cost ? (JSON.parse(cost).d1Queries ?? 0) : 0;
+/** The D1 queries and rows read that ours' Registry-Cost header counted. */
+function d1CostOf(headers) {
+  const header = headers.find(([name]) => name.toLowerCase() === "registry-cost")?.[1];
+  const cost = header ? JSON.parse(header) : {};
+  return { queries: cost.d1Queries ?? 0, rowsRead: cost.d1RowsRead ?? 0 };
 }
 
-async function query(db, session) {
+/** One query reading `rows` rows (at least one) of a table of short strings, as a page of tag names would. */
+async function query(db, session, rows) {
   await (table ??= db.batch([
     db.prepare("CREATE TABLE IF NOT EXISTS floor_rows (k INTEGER PRIMARY KEY, v TEXT NOT NULL)"),
-    db.prepare("INSERT OR IGNORE INTO floor_rows (k, v) VALUES (1, 'floor')"),
+    db.prepare(`INSERT OR IGNORE INTO floor_rows (k, v)
+      WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < ${MAX_ROWS}) SELECT k, 'floor-row-' || k FROM n`),
   ]));
-  await session.prepare("SELECT v FROM floor_rows WHERE k = ?1").bind(1).first();
+  await session.prepare("SELECT v FROM floor_rows WHERE k <= ?1").bind(Math.min(Math.max(rows, 1), MAX_ROWS)).all();
 }
 
 async function restore(bucket) {
