@@ -1,3 +1,5 @@
+import { forgetIntents } from "./intents";
+
 /** The last link a mark of links looked at; empty strings before the first. */
 export interface LinkPosition {
   repository: string;
@@ -137,7 +139,7 @@ export class GcStore {
    */
   async forgetIntents(freed: string[], published: string[]): Promise<void> {
     await this.db.batch([
-      this.db.prepare("DELETE FROM object_intents WHERE object_key IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(freed)),
+      forgetIntents(this.db, freed),
       this.db.prepare(`DELETE FROM object_intents AS i WHERE object_key IN (SELECT value FROM json_each(?1)) AND ${POINTED}`).bind(JSON.stringify(published)),
     ]);
   }
