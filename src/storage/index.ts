@@ -64,7 +64,7 @@ export function createStorage(env: Env, request: RequestScope): Storage {
   return {
     access: new AccessStore(databases),
     blobs,
-    blobCache: new BlobCache(caches.default, blobs),
+    blobCache: new BlobCache(caches.default, blobs, request.origin),
     presigner: new R2Presigner(env),
     uploads: new Uploads(env.UPLOADS, env.UPLOAD_SECRET, meter, bucket, blobs, request.uploadExpirySeconds),
     manifests: new ManifestStore(databases, bucket),

@@ -24,7 +24,13 @@ import type { RepositoryName } from "../oci/names";
  * on the origin the request came to, under a path no route serves, so no
  * client request can read or fill them:
  *
+ *   <origin>/_cache/blobs/<digest>              a blob's bytes, shared by every repository and
+ *                                               download link of the digest (only blobs anyone may pull)
  *   <origin>/_cache/manifests/<name>/<digest>   a manifest's bytes, per repository (each checks its own access)
+ *
+ * On the request's own origin because Cloudflare keeps Cache API entries per
+ * zone and expects the zone's host in their keys; a zone reached under two
+ * hostnames keeps two copies.
  */
 
 export function blobObjectKey(uploadId: string, revision = 0): string {
@@ -33,6 +39,10 @@ export function blobObjectKey(uploadId: string, revision = 0): string {
 
 export function manifestObjectKey(digest: Digest, writeId: string): string {
   return `manifests/${algorithmOf(digest)}/${hexOf(digest)}/${writeId}`;
+}
+
+export function blobCacheKey(origin: string, digest: Digest): string {
+  return `${origin}/_cache/blobs/${digest}`;
 }
 
 export function manifestCacheKey(origin: string, repository: RepositoryName, digest: Digest): string {
