@@ -3,7 +3,7 @@ import type { RepositoryName } from "../oci/names";
 import type { AccessStore } from "../storage/access";
 import type { CatalogView } from "../storage/repositories";
 import { logIn, type BootstrapAdmin } from "./logins";
-import { Memo } from "./memo";
+import { Memo } from "../memo";
 import { principalActions, tokenActions, tokenGrantsCatalog, type Caller, type Principal } from "./policy";
 import { ACTIONS, formatScope, namespaceOf, type Action } from "./scopes";
 import { tokenAuthority, type Audience } from "./tokens";

@@ -1,7 +1,7 @@
 import { digestBytes, hexOf } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import type { AccessStore } from "../storage/access";
-import { Memo } from "./memo";
+import { Memo } from "../memo";
 import { hashPassword, secretsEqual, verifyPassword } from "./passwords";
 import type { Principal } from "./policy";
 

@@ -26,7 +26,9 @@ const PATH = `/${NAME}/manifests/:reference?`;
 manifests.get(PATH, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const reference = referenceOf(c);
-  const { access, config, storage } = c.var;
+  const access = c.get("access");
+  const config = c.get("config");
+  const storage = c.get("storage");
   const [manifest, shared] = await Promise.all([lookUp(storage, repository, reference, c.req.method === "GET"), access.readableByAnyone(repository)]);
   if (!manifest) throw new RegistryError("MANIFEST_UNKNOWN", reference);
   const etag = `"${manifest.digest}"`;
@@ -45,10 +47,10 @@ manifests.get(PATH, requires("pull"), async (c) => {
   return notModified ? c.body(null, 304, revalidation) : c.body(null, 200, headers);
 });
 
-/** A manifest by digest from the cache, else from storage (and, with its body, kept in the cache); by tag from storage alone. */
+/** A manifest by digest from the isolate's memory or the cache, else from storage (and, with its body, kept in the cache); by tag from storage alone. */
 async function lookUp(storage: Storage, repository: RepositoryName, reference: Reference, withBody: boolean): Promise<ManifestHead | ManifestWithBody | null> {
   if (reference.kind === "digest") {
-    const cached = await storage.manifestCache.get(repository, reference.digest);
+    const cached = await storage.manifestCache.get(repository, reference.digest, withBody);
     if (cached) return cached;
   }
   if (!withBody) return storage.manifests.head(repository, reference);
@@ -61,11 +63,12 @@ manifests.put(PATH, requires("pull", "push"), async (c) => {
   const repository = repositoryOf(c);
   const reference = referenceOf(c);
   const extraTags = c.req.queries("tag")?.map(parseTag) ?? [];
-  const { config, storage } = c.var;
+  const config = c.get("config");
+  const storage = c.get("storage");
   const quota = await storage.quotas.of(repository, policyDefaultsOf(config));
   refuseNewRepository(quota);
   const room = manifestRoom(quota, config);
-  const bytes = await readBounded(c.req.raw, room.bytes, c.var.meter);
+  const bytes = await readBounded(c.req.raw, room.bytes, c.get("meter"));
   if (!bytes) throw room.refusal;
   const digest = await digestBytes(reference.kind === "digest" ? algorithmOf(reference.digest) : "sha256", bytes);
   if (reference.kind === "digest" && reference.digest !== digest) {
@@ -90,8 +93,8 @@ manifests.put(PATH, requires("pull", "push"), async (c) => {
 manifests.delete(PATH, requires("delete"), async (c) => {
   const repository = repositoryOf(c);
   const reference = referenceOf(c);
-  const { manifests, manifestCache } = c.var.storage;
-  const defaults = policyDefaultsOf(c.var.config);
+  const { manifests, manifestCache } = c.get("storage");
+  const defaults = policyDefaultsOf(c.get("config"));
   const result = reference.kind === "tag" ? await manifests.deleteTag(repository, reference.tag, defaults) : await manifests.delete(repository, reference.digest, defaults);
   if (result !== "deleted" && result !== "unknown") throw immutableTags(result.immutable, "deleted");
   // After D1, so no pull here can cache it again; other locations' copies expire within MANIFEST_CACHE_SECONDS.

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { adminAuthorization, basic, createUser, fetchAuthed, grant, makePublic, PASSWORD, uniqueName } from "./auth";
-import { digestOf, errorCode, fetchWithEnv, json, pushBlob, pushImage, putManifest, uniqueRepo } from "./client";
+import { BASE, digestOf, errorCode, fetchWithEnv, json, pushBlob, pushImage, putManifest, uniqueRepo } from "./client";
 
 /**
  * A request run to the end, its work after the response (filling the cache)
@@ -158,6 +158,39 @@ describe("the manifest cache (GET and HEAD by digest)", () => {
       if (method === "GET") expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes);
     }
     expect(queries).toEqual([]);
+  });
+
+  it("answers a hot manifest from the isolate's memory, with no cache read: the exact bytes every time, until DELETE", async () => {
+    const { repo, bytes, digest } = await pushed();
+    expect((await pull(manifestPath(repo, digest))).status).toBe(200);
+    // Only the isolate's memory is left to answer.
+    await removeRow(repo, digest);
+    expect(await caches.default.delete(`${BASE}/_cache/manifests/${repo}/${digest}`)).toBe(true);
+    for (const method of ["GET", "HEAD", "GET", "GET"]) {
+      const response = await pull(manifestPath(repo, digest), { method });
+      expect(response.status).toBe(200);
+      expect(response.headers.get("Content-Length")).toBe(String(bytes.length));
+      if (method === "GET") expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes);
+    }
+    expect((await pull(manifestPath(repo, digest), { method: "DELETE" })).status).toBe(404);
+    for (const method of ["GET", "HEAD"]) expect((await pull(manifestPath(repo, digest), { method })).status).toBe(404);
+  });
+
+  it("remembers a manifest too large for the isolate's memory by its head: HEAD needs no cache read, GET reads the cache", async () => {
+    const repo = uniqueRepo();
+    const { manifest } = await pushImage(repo);
+    const large = json({ ...manifest, annotations: { pad: "x".repeat(20_000) } });
+    expect((await putManifest(repo, "large", large)).status).toBe(201);
+    const digest = await digestOf(large);
+    expect((await pull(manifestPath(repo, digest))).status).toBe(200);
+    await removeRow(repo, digest);
+    const fromCache = await pull(manifestPath(repo, digest));
+    expect(new Uint8Array(await fromCache.arrayBuffer())).toEqual(large);
+    await caches.default.delete(`${BASE}/_cache/manifests/${repo}/${digest}`);
+    const head = await pull(manifestPath(repo, digest), { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("Content-Length")).toBe(String(large.length));
+    expect((await pull(manifestPath(repo, digest))).status).toBe(404);
   });
 
   it("leaves the cache alone on a pull by tag: a pull by digest reads D1 until it fills its own entry", async () => {
@@ -345,5 +378,18 @@ describe("D1 sessions", () => {
     expect((await fetchWithEnv({ DB }, `/v2/${repo}/tags/list`)).status).toBe(200);
     expect(queries.length).toBeGreaterThan(0);
     expect(queries.filter((q) => q.start === "first-primary")).toEqual([]);
+  });
+
+  it("a request that queries nothing opens no session and carries no bookmark", async () => {
+    const { repo, digest } = await pushed();
+    await pull(manifestPath(repo, digest));
+    const { DB, starts } = recordedDatabase();
+    for (const path of ["/v2/", manifestPath(repo, digest)]) {
+      const response = await fetchWithEnv({ DB }, path);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("Registry-Bookmark")).toBeNull();
+      expect(response.headers.get("Set-Cookie")).toBeNull();
+    }
+    expect(starts).toEqual([]);
   });
 });

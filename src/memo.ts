@@ -1,7 +1,8 @@
 /**
  * Values remembered for a while in the isolate's memory, so a hot path (a
- * verified login, whether a namespace is public) does not pay a password hash
- * or a D1 query on every request. Bounded: the oldest entries go first.
+ * verified login, whether a namespace is public, a manifest pulled by digest)
+ * does not pay a password hash, a D1 query or a cache read on every request.
+ * Bounded: the oldest entries go first.
  */
 export class Memo<V> {
   readonly #entries = new Map<string, { value: V; until: number }>();
@@ -24,6 +25,10 @@ export class Memo<V> {
     this.#entries.delete(key);
     if (this.#entries.size >= this.capacity) this.#entries.delete(this.#entries.keys().next().value!);
     this.#entries.set(key, { value, until: Math.min(ends, Date.now() + this.seconds * 1000) });
+  }
+
+  delete(key: string): void {
+    this.#entries.delete(key);
   }
 
   clear(): void {
