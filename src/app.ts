@@ -11,7 +11,7 @@ import { carryBookmark, presentedBookmark } from "./routes/bookmark";
 import { catalog } from "./routes/catalog";
 import { downloads } from "./routes/downloads";
 import { manifests } from "./routes/manifests";
-import { authSettingsOf } from "./routes/http";
+import { authSettingsOf, originOf } from "./routes/http";
 import { referrers } from "./routes/referrers";
 import { tags } from "./routes/tags";
 import { token } from "./routes/token";
@@ -39,7 +39,7 @@ export function createApp(): Hono<AppEnv> {
         // Administration reads what it just changed, and is rare: it begins on the primary as writes do.
         writes: !["GET", "HEAD"].includes(c.req.method) || c.req.path.startsWith("/admin/"),
         bookmark: presentedBookmark(c),
-        origin: new URL(c.req.url).origin,
+        origin: originOf(c),
         manifestCacheSeconds: config.MANIFEST_CACHE_SECONDS,
         uploadExpirySeconds: config.UPLOAD_EXPIRY_SECONDS,
         waitUntil: (promise) => c.executionCtx.waitUntil(promise),
@@ -54,7 +54,7 @@ export function createApp(): Hono<AppEnv> {
   // Every API request has its caller, and what it may do, settled before its route runs.
   app.use("/v2/*", async (c, next) => {
     c.header("Docker-Distribution-API-Version", "registry/2.0");
-    if (c.var.config.AUTH_MODE === "none") warnAuthOff();
+    if (c.get("config").AUTH_MODE === "none") warnAuthOff();
     const settings = authSettingsOf(c);
     c.set("access", new Access(await callerOf(c.req.header("Authorization"), settings), settings));
     await next();
@@ -87,8 +87,8 @@ function report(c: Context<AppEnv>, meter: Meter): void {
   // Bodies the runtime measures as it sends them (JSON pages and errors) announce no length here and are not counted.
   if (response.body) meter.count("bytesOut", Number(response.headers.get("Content-Length") ?? 0));
   // The route's pattern, not the path: names and digests would make every line unique.
-  if (c.var.config.REQUEST_LOG === "on") console.log({ event: "request", method: c.req.method, route: routePath(c, -1), status: response.status, cost: meter.cost });
-  if (c.var.config.COST_HEADER === "on") c.header("Registry-Cost", JSON.stringify(meter.cost));
+  if (c.get("config").REQUEST_LOG === "on") console.log({ event: "request", method: c.req.method, route: routePath(c, -1), status: response.status, cost: meter.cost });
+  if (c.get("config").COST_HEADER === "on") c.header("Registry-Cost", JSON.stringify(meter.cost));
 }
 
 let warned = false;

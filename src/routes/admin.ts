@@ -67,12 +67,12 @@ admin.use("/admin/*", async (c, next) => {
   }
 });
 
-admin.get("/admin/users", async (c) => c.json({ users: await c.var.storage.access.users() }));
+admin.get("/admin/users", async (c) => c.json({ users: await c.get("storage").access.users() }));
 
 admin.post("/admin/users", async (c) => {
   const user = await bodyOf(c, NEW_USER);
   refuseBootstrapName(c, user.name);
-  const created = await c.var.storage.access.createUser(user.name, await hashPassword(user.password), user.admin);
+  const created = await c.get("storage").access.createUser(user.name, await hashPassword(user.password), user.admin);
   if (created === "taken") throw taken(user.name);
   if (created === "namespace-in-use") {
     throw new RegistryError("DENIED", `the namespace ${user.name} already holds repositories, which a user of that name would own`, { status: 409 });
@@ -81,29 +81,29 @@ admin.post("/admin/users", async (c) => {
 });
 
 admin.delete("/admin/users/:name", async (c) => {
-  if (!(await c.var.storage.access.deleteUser(c.req.param("name")))) throw unknownName(c.req.param("name"));
+  if (!(await c.get("storage").access.deleteUser(c.req.param("name")))) throw unknownName(c.req.param("name"));
   return c.body(null, 204);
 });
 
 admin.put("/admin/users/:name/password", async (c) => {
   const { password: newPassword } = await bodyOf(c, z.object({ password }));
-  if (!(await c.var.storage.access.setPassword(c.req.param("name"), await hashPassword(newPassword)))) throw unknownName(c.req.param("name"));
+  if (!(await c.get("storage").access.setPassword(c.req.param("name"), await hashPassword(newPassword)))) throw unknownName(c.req.param("name"));
   return c.body(null, 204);
 });
 
 admin.put("/admin/users/:name/grants/:pattern", async (c) => {
   const grant = { pattern: parse(pattern, c.req.param("pattern")), role: (await bodyOf(c, z.object({ role }))).role };
-  if (!(await c.var.storage.access.grant(c.req.param("name"), grant))) throw unknownName(c.req.param("name"));
+  if (!(await c.get("storage").access.grant(c.req.param("name"), grant))) throw unknownName(c.req.param("name"));
   return c.body(null, 204);
 });
 
 admin.delete("/admin/users/:name/grants/:pattern", async (c) => {
-  if (!(await c.var.storage.access.revoke(c.req.param("name"), c.req.param("pattern")))) throw unknownName(`${c.req.param("name")}'s grant on ${c.req.param("pattern")}`);
+  if (!(await c.get("storage").access.revoke(c.req.param("name"), c.req.param("pattern")))) throw unknownName(`${c.req.param("name")}'s grant on ${c.req.param("pattern")}`);
   return c.body(null, 204);
 });
 
 admin.get("/admin/robots", async (c) => {
-  const robots = await c.var.storage.access.robots();
+  const robots = await c.get("storage").access.robots();
   return c.json({ robots: robots.map((robot) => ({ ...robot, expiresAt: isoTime(robot.expiresAt), revokedAt: robot.revokedAt && isoTime(robot.revokedAt), createdAt: isoTime(robot.createdAt) })) });
 });
 
@@ -113,53 +113,53 @@ admin.post("/admin/robots", async (c) => {
   refuseBootstrapName(c, robot.name);
   const token = newRobotToken();
   const expiresAt = Date.now() + robot.days * 24 * 60 * 60 * 1000;
-  if ((await c.var.storage.access.createRobot(robot.name, await tokenHash(token), robot.scopes, expiresAt)) === "taken") throw taken(robot.name);
+  if ((await c.get("storage").access.createRobot(robot.name, await tokenHash(token), robot.scopes, expiresAt)) === "taken") throw taken(robot.name);
   c.header("Cache-Control", "no-store");
   return c.json({ name: robot.name, token, scopes: robot.scopes, expiresAt: isoTime(expiresAt) }, 201);
 });
 
 admin.delete("/admin/robots/:name", async (c) => {
-  if (!(await c.var.storage.access.revokeRobot(c.req.param("name")))) throw unknownName(c.req.param("name"));
+  if (!(await c.get("storage").access.revokeRobot(c.req.param("name")))) throw unknownName(c.req.param("name"));
   return c.body(null, 204);
 });
 
-admin.get("/admin/namespaces/public", async (c) => c.json({ namespaces: await c.var.storage.access.publicNamespaces() }));
+admin.get("/admin/namespaces/public", async (c) => c.json({ namespaces: await c.get("storage").access.publicNamespaces() }));
 
 admin.put("/admin/namespaces/:name", async (c) => {
   const namespace = parse(loginName, c.req.param("name"));
   const { public: isPublic } = await bodyOf(c, z.object({ public: z.boolean() }));
-  await c.var.storage.access.setPublic(namespace, isPublic);
+  await c.get("storage").access.setPublic(namespace, isPublic);
   return c.body(null, 204);
 });
 
 /** The policies, and the defaults from the vars that apply where none of them sets a setting. */
 admin.get("/admin/policies", async (c) => {
-  const policies = await c.var.storage.policies.list();
-  return c.json({ defaults: policyDefaultsOf(c.var.config), policies: policies.map((policy) => ({ ...policy, updatedAt: isoTime(policy.updatedAt) })) });
+  const policies = await c.get("storage").policies.list();
+  return c.json({ defaults: policyDefaultsOf(c.get("config")), policies: policies.map((policy) => ({ ...policy, updatedAt: isoTime(policy.updatedAt) })) });
 });
 
 admin.put("/admin/policies/:pattern", async (c) => {
   const policyPattern = parse(pattern, c.req.param("pattern"));
-  await c.var.storage.policies.set(policyPattern, await bodyOf(c, POLICY_SETTINGS));
+  await c.get("storage").policies.set(policyPattern, await bodyOf(c, POLICY_SETTINGS));
   return c.body(null, 204);
 });
 
 admin.delete("/admin/policies/:pattern", async (c) => {
-  if (!(await c.var.storage.policies.remove(c.req.param("pattern")))) throw unknownName(`policy on ${c.req.param("pattern")}`);
+  if (!(await c.get("storage").policies.remove(c.req.param("pattern")))) throw unknownName(`policy on ${c.req.param("pattern")}`);
   return c.body(null, 204);
 });
 
 /** What every namespace holds: bytes (blobs linked, once per repository, and manifests) and repositories. */
-admin.get("/admin/usage", async (c) => c.json({ namespaces: await c.var.storage.quotas.namespaces() }));
+admin.get("/admin/usage", async (c) => c.json({ namespaces: await c.get("storage").quotas.namespaces() }));
 
 /** One namespace's usage, the quotas it is held to (null: no limit), and what each of its repositories holds. */
 admin.get("/admin/usage/:namespace", async (c) => {
   const namespace = parse(loginName, c.req.param("namespace"));
-  const { quotas } = c.var.storage;
+  const { quotas } = c.get("storage");
   const [[usage], repositories, quota] = await Promise.all([
     quotas.namespaces(namespace),
     quotas.repositories(namespace),
-    quotas.of(parseRepositoryName(namespace), policyDefaultsOf(c.var.config)),
+    quotas.of(parseRepositoryName(namespace), policyDefaultsOf(c.get("config"))),
   ]);
   const { maxBlobBytes, maxManifestBytes, maxStorageBytes, maxRepositories } = quota;
   return c.json({

@@ -5,6 +5,6 @@ import type { AppEnv } from "../app-env";
 export const base = new Hono<AppEnv>();
 
 base.get("/", (c) => {
-  c.var.access.requireCredentials();
+  c.get("access").requireCredentials();
   return c.json({});
 });

@@ -42,7 +42,7 @@ export async function sendBlob(c: Context<AppEnv>, blob: StoredBlob, headers: Re
   if (range) sent["Content-Range"] = `bytes ${range.offset}-${range.offset + range.length - 1}/${blob.size}`;
   const status = range ? 206 : 200;
   if (c.req.method === "HEAD") return c.body(null, status, sent);
-  const { storage } = c.var;
+  const storage = c.get("storage");
   const body = shared ? await storage.blobCache.read(blob, range, (work) => c.executionCtx.waitUntil(work)) : await storage.blobs.read(blob, range);
   return c.body(body, status, sent);
 }

@@ -22,13 +22,13 @@ blobs.get(PATH, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const digest = digestOf(c);
   // Whether anyone may pull it is asked beside the blob, not after it (usually from memory, else one D1 read).
-  const [blob, shared] = await Promise.all([c.var.storage.blobs.stat(repository, digest), c.var.access.readableByAnyone(repository)]);
+  const [blob, shared] = await Promise.all([c.get("storage").blobs.stat(repository, digest), c.get("access").readableByAnyone(repository)]);
   if (!blob) throw new RegistryError("BLOB_UNKNOWN", { digest });
   const headers = blobHeaders(digest, blob.createdAt, shared);
   const unchanged = notModified(c, headers);
   if (unchanged) return unchanged;
   // HEAD is answered here (a presigned URL is signed for one method), and so is a blob too small to repay a round trip.
-  const { BLOB_REDIRECT, REDIRECT_MIN_BYTES } = c.var.config;
+  const { BLOB_REDIRECT, REDIRECT_MIN_BYTES } = c.get("config");
   if (c.req.method === "HEAD" || BLOB_REDIRECT === "none" || blob.size < REDIRECT_MIN_BYTES) return sendBlob(c, blob, headers, shared);
   return c.body(null, 307, { Location: await redirectFor(c, repository, blob, shared), "Cache-Control": "no-store", "Docker-Content-Digest": digest });
 });
@@ -40,9 +40,9 @@ blobs.get(PATH, requires("pull"), async (c) => {
  * `presigned`, so that they come from the edge cache.
  */
 async function redirectFor(c: Context<AppEnv>, repository: RepositoryName, blob: BlobStat, shared: boolean): Promise<string> {
-  const { BLOB_REDIRECT, REDIRECT_TTL_SECONDS } = c.var.config;
+  const { BLOB_REDIRECT, REDIRECT_TTL_SECONDS } = c.get("config");
   const now = Date.now();
-  if (BLOB_REDIRECT === "presigned" && !shared) return c.var.storage.presigner.presignGet(blob.objectKey, REDIRECT_TTL_SECONDS, new Date(now));
+  if (BLOB_REDIRECT === "presigned" && !shared) return c.get("storage").presigner.presignGet(blob.objectKey, REDIRECT_TTL_SECONDS, new Date(now));
   const link = await signDownload(downloadSecret(c.env.DOWNLOAD_SECRET), {
     digest: blob.digest,
     filename: downloadFilename(repository, blob.digest),
@@ -59,7 +59,7 @@ async function redirectFor(c: Context<AppEnv>, repository: RepositoryName, blob:
 blobs.delete(PATH, requires("delete"), async (c) => {
   const repository = repositoryOf(c);
   const digest = digestOf(c);
-  const unlink = await c.var.storage.blobs.unlink(repository, digest);
+  const unlink = await c.get("storage").blobs.unlink(repository, digest);
   if (unlink.result === "not-held") throw new RegistryError("BLOB_UNKNOWN", { digest });
   if (unlink.result === "referenced") {
     throw new RegistryError("DENIED", `manifest ${unlink.manifest} in this repository references blob ${digest}; delete the manifest first`, { status: 409 });

@@ -15,8 +15,8 @@ export function presentedBookmark(c: Context<AppEnv>): string | undefined {
 
 /** Gives the response the latest bookmark the request reached, if it queried D1. */
 export function carryBookmark(c: Context<AppEnv>): void {
-  const bookmark = c.var.storage.bookmark();
+  const bookmark = c.get("storage").bookmark();
   if (!bookmark) return;
   c.header(BOOKMARK, bookmark);
-  setCookie(c, BOOKMARK, bookmark, { path: "/", httpOnly: true, sameSite: "Lax", secure: new URL(c.req.url).protocol === "https:" });
+  setCookie(c, BOOKMARK, bookmark, { path: "/", httpOnly: true, sameSite: "Lax", secure: c.req.url.startsWith("https:") });
 }

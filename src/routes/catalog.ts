@@ -10,7 +10,7 @@ export const catalog = new Hono<AppEnv>();
 catalog.get("/_catalog", async (c) => {
   const last = c.req.query("last");
   const page = parsePageRequest(c.req.query("n"), last === undefined || last === "" ? undefined : parseRepositoryName(last), MAX_NAMES_PAGE);
-  const { items, more } = await c.var.storage.repositories.list(page, await c.var.access.catalogView());
+  const { items, more } = await c.get("storage").repositories.list(page, await c.get("access").catalogView());
   if (more) c.header("Link", nextLink(c.req.path, {}, page.limit, items.at(-1)!));
   return c.json({ repositories: items });
 });

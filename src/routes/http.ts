@@ -18,21 +18,31 @@ export const NAME = ":name{.*}";
 
 /** What authentication needs of a request: the mode, the secrets, and who and where it comes from. */
 export function authSettingsOf(c: Context<AppEnv>): AuthSettings {
-  const url = new URL(c.req.url);
   return {
-    mode: c.var.config.AUTH_MODE,
-    store: c.var.storage.access,
+    mode: c.get("config").AUTH_MODE,
+    store: c.get("storage").access,
     tokenKeys: c.env.TOKEN_KEYS,
     admin: { username: c.env.ADMIN_USERNAME, password: c.env.ADMIN_PASSWORD },
-    audience: { issuer: url.origin, service: url.host },
+    audience: audienceOf(originOf(c)),
     client: c.req.header("CF-Connecting-IP") ?? "unknown",
   };
+}
+
+/** Who issues and receives the registry's tokens: its origin, and the host in it. */
+function audienceOf(origin: string): AuthSettings["audience"] {
+  return { issuer: origin, service: origin.slice(origin.indexOf("//") + 2) };
+}
+
+/** The origin of a request's URL, which the runtime hands over serialized (scheme://host[:port]/path): no URL parse needed. */
+export function originOf(c: Context<AppEnv>): string {
+  const url = c.req.url;
+  return url.slice(0, url.indexOf("/", url.indexOf("//") + 2));
 }
 
 /** A route's guard: the caller must be allowed `actions` on the repository in its path. */
 export function requires(...actions: Action[]): MiddlewareHandler<AppEnv> {
   return async function guard(c, next) {
-    await c.var.access.require(repositoryOf(c), actions);
+    await c.get("access").require(repositoryOf(c), actions);
     await next();
   };
 }

@@ -18,9 +18,9 @@ referrers.get(`/${NAME}/referrers/:digest?`, requires("pull"), async (c) => {
   const last = c.req.query("last");
   const page = parsePageRequest(c.req.query("n"), last === undefined ? undefined : parseDigest(last), MAX_REFERRERS_PAGE);
   const artifactType = c.req.query("artifactType");
-  const { items, more } = await c.var.storage.referrers.list(repository, subject, page, artifactType);
+  const { items, more } = await c.get("storage").referrers.list(repository, subject, page, artifactType);
   if (artifactType !== undefined) c.header("OCI-Filters-Applied", "artifactType");
-  const index = referrersPage(items, c.var.config);
+  const index = referrersPage(items, c.get("config"));
   if (more || index.count < items.length) c.header("Link", nextLink(c.req.path, { artifactType }, page.limit, items[index.count - 1]!.digest));
   return c.body(index.json, 200, { "Content-Type": MEDIA_TYPES.ociIndex });
 });

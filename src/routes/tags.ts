@@ -13,7 +13,7 @@ tags.get(`/${NAME}/tags/list`, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
   const last = c.req.query("last");
   const page = parsePageRequest(c.req.query("n"), last === undefined || last === "" ? undefined : parseTag(last), MAX_NAMES_PAGE);
-  const listed = await c.var.storage.tags.list(repository, page);
+  const listed = await c.get("storage").tags.list(repository, page);
   if (!listed) throw new RegistryError("NAME_UNKNOWN", { name: repository });
   const { items, more } = listed;
   if (more) c.header("Link", nextLink(c.req.path, {}, page.limit, items.at(-1)!));

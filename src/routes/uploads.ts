@@ -26,9 +26,9 @@ const RETRY_AFTER_SECONDS = 5;
 
 uploads.post(UPLOADS, requires("pull", "push"), async (c) => {
   const repository = repositoryOf(c);
-  const { storage } = c.var;
+  const storage = c.get("storage");
   // The first request of a push: a new repository past its namespace's count, or a body announced past its room, goes no further.
-  const quota = await storage.quotas.of(repository, policyDefaultsOf(c.var.config));
+  const quota = await storage.quotas.of(repository, policyDefaultsOf(c.get("config")));
   refuseNewRepository(quota);
   const room = blobRoom(quota);
   if (room && (contentLength(c) ?? 0) > room.bytes) throw room.refusal;
@@ -93,8 +93,8 @@ uploads.delete(SESSION, requires("pull", "push"), async (c) => {
  */
 async function mountSource(c: Context<AppEnv>): Promise<RepositoryName | undefined | null> {
   const from = c.req.query("from");
-  if (from === undefined) return c.var.access.readsEverything ? undefined : null;
-  return isRepositoryName(from) && (await c.var.access.can(from, "pull")) ? from : null;
+  if (from === undefined) return c.get("access").readsEverything ? undefined : null;
+  return isRepositoryName(from) && (await c.get("access").can(from, "pull")) ? from : null;
 }
 
 function algorithmOf(c: Context<AppEnv>) {
@@ -103,13 +103,13 @@ function algorithmOf(c: Context<AppEnv>) {
 
 /** The room the namespace's quotas leave the blob a request brings bytes of, read afresh: other pushes may have used it. */
 async function roomOf(c: Context<AppEnv>): Promise<Room | null> {
-  return blobRoom(await c.var.storage.quotas.of(repositoryOf(c), policyDefaultsOf(c.var.config)));
+  return blobRoom(await c.get("storage").quotas.of(repositoryOf(c), policyDefaultsOf(c.get("config"))));
 }
 
 /** The upload a session URL names, held to `room`; its algorithm only matters if this request begins the session. */
 async function sessionOf(c: Context<AppEnv>, room: Room | null = null): Promise<Upload> {
   const id = c.req.param("id") ?? "";
-  const upload = await c.var.storage.uploads.open(repositoryOf(c), id, algorithmOf(c), room?.bytes);
+  const upload = await c.get("storage").uploads.open(repositoryOf(c), id, algorithmOf(c), room?.bytes);
   if (!upload) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `no upload ${id.slice(0, 200)} in this repository`);
   return upload;
 }

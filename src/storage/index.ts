@@ -13,7 +13,7 @@ import { meterD1, meterR2, type Meter } from "./meter";
 import { R2Presigner } from "./r2-presign";
 import { ReferrerIndex } from "./referrers";
 import { RepositoryIndex } from "./repositories";
-import { openSession, type Databases, type SessionStart } from "./session";
+import { openSession, type Databases, type Session, type SessionStart } from "./session";
 import { RetentionStore } from "./retention";
 import { TagIndex } from "./tags";
 import { Uploads } from "./uploads";
@@ -49,16 +49,8 @@ export interface RequestScope extends SessionStart {
 
 export function createStorage(env: Env, request: RequestScope): Storage {
   const { meter } = request;
-  // Metered around the session, so what the primary confirms is counted too; the primary's wrapper made on first use, as the session opens it.
   const session = openSession(env.DB, request);
-  let primary: Database | null | undefined;
-  const databases: Databases = {
-    db: meterD1(session.db, meter),
-    get primary() {
-      if (primary === undefined) primary = session.primary && meterD1(session.primary, meter);
-      return primary;
-    },
-  };
+  const databases = new MeteredDatabases(session, meter);
   const bucket = meterR2(env.BLOBS, meter);
   const blobs = new BlobStore(databases, bucket);
   return {
@@ -76,6 +68,24 @@ export function createStorage(env: Env, request: RequestScope): Storage {
     repositories: new RepositoryIndex(databases.db),
     bookmark: () => session.bookmark(),
   };
+}
+
+/** The request's session, metered around it, so what the primary confirms is counted too; each database opened by its first query. */
+class MeteredDatabases implements Databases {
+  readonly db: Database;
+  #primary: Database | null | undefined;
+
+  constructor(
+    private readonly session: Session,
+    private readonly meter: Meter,
+  ) {
+    this.db = meterD1(() => session.db, meter);
+  }
+
+  get primary(): Database | null {
+    if (this.#primary === undefined) this.#primary = this.session.primary && meterD1(this.session.primary, this.meter);
+    return this.#primary;
+  }
 }
 
 /** What the scheduled lifecycle pass touches, built once per run. */

@@ -53,13 +53,18 @@ export interface Metered<T> {
   cost: Cost;
 }
 
-/** D1, counting each statement run, alone or in a batch, with the rows it read and wrote. */
-export function meterD1(db: Database, meter: Meter): Database {
+/**
+ * D1, counting each statement run, alone or in a batch, with the rows it read
+ * and wrote. `db` may be a function that opens it on first use (a request's
+ * D1 session, which many requests never need).
+ */
+export function meterD1(db: Database | (() => Database), meter: Meter): Database {
+  const open = typeof db === "function" ? db : () => db;
   return {
-    prepare: (query) => new MeteredStatement(db.prepare(query), meter),
+    prepare: (query) => new MeteredStatement(open().prepare(query), meter),
     batch: async <T>(statements: D1PreparedStatement[]) => {
       // The binding takes only its own statements.
-      const results = await db.batch<T>(statements.map((s) => (s instanceof MeteredStatement ? s.inner : s)));
+      const results = await open().batch<T>(statements.map((s) => (s instanceof MeteredStatement ? s.inner : s)));
       for (const result of results) countQuery(meter, result);
       return results;
     },

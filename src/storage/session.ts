@@ -31,23 +31,43 @@ export interface SessionStart {
 const BOOKMARK = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32,64}$/;
 
 export function openSession(d1: D1Database, start: SessionStart): Session {
-  const bookmark = start.bookmark !== undefined && BOOKMARK.test(start.bookmark) ? start.bookmark : undefined;
-  const session = d1.withSession(start.writes ? "first-primary" : (bookmark ?? "first-unconstrained"));
+  return new RequestSession(d1, start);
+}
+
+/** A class rather than an object literal with getters: V8 builds those slowly, and this is made for every request. */
+class RequestSession implements Session {
+  // Opened by the first query, which a request like GET /v2/ never makes.
+  #session: D1DatabaseSession | null = null;
   // Opened by the first miss to confirm, which most requests never have.
-  let primary: D1DatabaseSession | null = null;
-  return {
-    db: session,
-    get primary() {
-      if (start.writes) return null;
-      primary ??= d1.withSession("first-primary");
-      return primary;
-    },
-    bookmark() {
-      // Bookmarks sort in commit order, so the greater is the later.
-      const reached = [session.getBookmark(), primary?.getBookmark()].filter((b): b is string => !!b);
-      return reached.sort().at(-1) ?? null;
-    },
-  };
+  #primary: D1DatabaseSession | null = null;
+
+  constructor(
+    private readonly d1: D1Database,
+    private readonly start: SessionStart,
+  ) {}
+
+  get db(): D1DatabaseSession {
+    if (!this.#session) {
+      const { bookmark, writes } = this.start;
+      const valid = bookmark !== undefined && BOOKMARK.test(bookmark) ? bookmark : undefined;
+      this.#session = this.d1.withSession(writes ? "first-primary" : (valid ?? "first-unconstrained"));
+    }
+    return this.#session;
+  }
+
+  get primary(): D1DatabaseSession | null {
+    if (this.start.writes) return null;
+    this.#primary ??= this.d1.withSession("first-primary");
+    return this.#primary;
+  }
+
+  bookmark(): string | null {
+    const reached = this.#session?.getBookmark();
+    const confirmed = this.#primary?.getBookmark();
+    // Bookmarks sort in commit order, so the greater is the later.
+    if (!reached || !confirmed) return reached || confirmed || null;
+    return reached > confirmed ? reached : confirmed;
+  }
 }
 
 /** What a store that confirms its misses is given. */
