@@ -79,18 +79,29 @@ export function enforceManifestLimits(manifest: ParsedManifest, limits: Limits):
  * following the Link always moves on. `count` says how many it holds.
  */
 export function referrersPage(descriptors: readonly object[], limits: Limits): { json: string; count: number } {
-  const index = (manifests: readonly object[]) => JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests });
-  let size = utf8Length(index([]));
-  let count = 0;
+  // Each descriptor is serialized once; the index is those strings joined, as JSON.stringify of the whole would write it.
+  const head = JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex }).slice(0, -1) + ',"manifests":[';
+  const tail = "]}";
+  const entries: string[] = [];
+  let size = utf8Length(head) + tail.length;
   for (const descriptor of descriptors) {
+    const entry = JSON.stringify(descriptor);
     // A comma before every entry but the first.
-    size += utf8Length(JSON.stringify(descriptor)) + (count > 0 ? 1 : 0);
-    if (count > 0 && size > limits.MAX_REFERRERS_PAGE_BYTES) break;
-    count++;
+    size += utf8Length(entry) + (entries.length > 0 ? 1 : 0);
+    if (entries.length > 0 && size > limits.MAX_REFERRERS_PAGE_BYTES) break;
+    entries.push(entry);
   }
-  return { json: index(descriptors.slice(0, count)), count };
+  return { json: head + entries.join(",") + tail, count: entries.length };
 }
 
+/** The UTF-8 length of JSON text without encoding it: JSON.stringify leaves no lone surrogates, so each pair is 4 bytes. */
 function utf8Length(text: string): number {
-  return new TextEncoder().encode(text).length;
+  let length = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    // Two bytes below U+0800 and one more per surrogate (a pair's two units make four), three for the rest of the BMP.
+    length += code < 0x800 || (code >= 0xd800 && code <= 0xdfff) ? 1 : 2;
+  }
+  return length;
 }

@@ -5,7 +5,7 @@ import { RegistryError } from "../oci/errors";
 import type { RepositoryName } from "../oci/names";
 import type { BlobStat } from "../storage/blobs";
 import { blobHeaders, notModified, sendBlob } from "./blob-bytes";
-import { digestOf, NAME, repositoryOf, requires } from "./http";
+import { digestOf, NAME, originOf, repositoryOf, requires } from "./http";
 
 /**
  * end-2 (GET/HEAD, with Range) and end-10 (DELETE) on /v2/<name>/blobs/<digest>.
@@ -53,7 +53,7 @@ async function redirectFor(c: Context<AppEnv>, repository: RepositoryName, blob:
     public: shared,
   });
   // Absolute, on the origin the client used.
-  return new URL(link, c.req.url).href;
+  return originOf(c) + link;
 }
 
 blobs.delete(PATH, requires("delete"), async (c) => {

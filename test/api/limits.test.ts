@@ -78,7 +78,8 @@ describe("MAX_REFERRERS_PAGE_BYTES: referrers pages of at most 4 MiB of JSON by 
   it("cuts a page before its JSON passes the limit and links to the rest", async () => {
     const { repo, artifact } = await artifacts();
     for (let n = 0; n < 3; n++) {
-      const bytes = artifact({ subject: SUBJECT, annotations: { note: String(n).repeat(1000) } });
+      // Characters of two, three and four UTF-8 bytes: the limit is in bytes, not characters.
+      const bytes = artifact({ subject: SUBJECT, annotations: { note: `${"é€😀".repeat(50)}${String(n).repeat(1000)}` } });
       expect((await putManifest(repo, await digestOf(bytes), bytes)).status).toBe(201);
     }
     const path = `/v2/${repo}/referrers/${SUBJECT.digest}`;
