@@ -42,22 +42,31 @@ export class ManifestCache {
     const size = hit?.headers.get("Content-Length");
     if (!hit?.body || !mediaType || !size) return null;
     const head = { digest, mediaType, size: Number(size) };
+    // Remembered no longer than the cache entry lives, so the isolate adds nothing to how long a deleted manifest is served.
+    const until = Date.parse(hit.headers.get("Expires") ?? "");
     if (head.size > REMEMBERED_BODY_BYTES) {
-      this.#remember(repository, head, null);
+      this.#remember(repository, head, null, until);
       return { ...head, body: hit.body };
     }
     const bytes = new Uint8Array(await hit.arrayBuffer());
-    this.#remember(repository, head, bytes);
+    this.#remember(repository, head, bytes, until);
     return { ...head, body: bytes };
   }
 
   /** Keeps a manifest just read from storage once the response is on its way; returns it with a body still to be read. */
   keep(repository: RepositoryName, manifest: ManifestWithBody): ManifestWithBody {
     if (this.seconds === 0) return manifest;
+    const until = Date.now() + this.seconds * 1000;
     const small = manifest.body instanceof Uint8Array && manifest.size <= REMEMBERED_BODY_BYTES;
-    this.#remember(repository, headOf(manifest), small ? (manifest.body as Uint8Array<ArrayBuffer>) : null);
+    this.#remember(repository, headOf(manifest), small ? (manifest.body as Uint8Array<ArrayBuffer>) : null, until);
     const [body, copy] = manifest.body instanceof ReadableStream ? manifest.body.tee() : [manifest.body, manifest.body];
-    const headers = { "Content-Type": manifest.mediaType, "Content-Length": String(manifest.size), "Cache-Control": `max-age=${this.seconds}` };
+    // Expires as well: an isolate that finds the entry remembers it until then, not for `seconds` more.
+    const headers = {
+      "Content-Type": manifest.mediaType,
+      "Content-Length": String(manifest.size),
+      "Cache-Control": `max-age=${this.seconds}`,
+      Expires: new Date(until).toUTCString(),
+    };
     const key = this.#key(repository, manifest.digest);
     this.waitUntil(caches.default.put(key, new Response(copy, { headers })).catch((error) => console.warn(`could not cache ${key}`, error)));
     return { ...manifest, body };
@@ -70,8 +79,9 @@ export class ManifestCache {
     await caches.default.delete(key);
   }
 
-  #remember(repository: RepositoryName, head: ManifestHead, bytes: Uint8Array<ArrayBuffer> | null): void {
-    remembered.set(this.#key(repository, head.digest), { ...head, bytes }, Date.now() + this.seconds * 1000);
+  /** Remembers a manifest until `until` (milliseconds since the epoch); an entry that says no time (NaN) is not remembered. */
+  #remember(repository: RepositoryName, head: ManifestHead, bytes: Uint8Array<ArrayBuffer> | null, until: number): void {
+    if (Number.isFinite(until)) remembered.set(this.#key(repository, head.digest), { ...head, bytes }, until);
   }
 
   #key(repository: RepositoryName, digest: Digest): string {

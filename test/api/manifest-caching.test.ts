@@ -17,6 +17,18 @@ async function pushed(tag = "latest", repo = uniqueRepo()) {
   return { repo, tag, bytes, digest: await digestOf(bytes) };
 }
 
+/** A repository with an image manifest padded by `padding` bytes of annotation, pushed as `large`. */
+async function pushedPadded(padding: number) {
+  const repo = uniqueRepo();
+  const { manifest } = await pushImage(repo);
+  const bytes = json({ ...manifest, annotations: { pad: "x".repeat(padding) } });
+  expect((await putManifest(repo, "large", bytes)).status).toBe(201);
+  return { repo, bytes, digest: await digestOf(bytes) };
+}
+
+/** The location's Cache API key of a manifest (storage/keys.ts). */
+const cacheKeyOf = (repo: string, digest: string) => `${BASE}/_cache/manifests/${repo}/${digest}`;
+
 /** Removes a manifest's D1 rows behind the registry's back: only a cache can still answer for it. */
 async function removeRow(repo: string, digest: string): Promise<void> {
   await env.DB.batch([
@@ -165,7 +177,7 @@ describe("the manifest cache (GET and HEAD by digest)", () => {
     expect((await pull(manifestPath(repo, digest))).status).toBe(200);
     // Only the isolate's memory is left to answer.
     await removeRow(repo, digest);
-    expect(await caches.default.delete(`${BASE}/_cache/manifests/${repo}/${digest}`)).toBe(true);
+    expect(await caches.default.delete(cacheKeyOf(repo, digest))).toBe(true);
     for (const method of ["GET", "HEAD", "GET", "GET"]) {
       const response = await pull(manifestPath(repo, digest), { method });
       expect(response.status).toBe(200);
@@ -177,20 +189,29 @@ describe("the manifest cache (GET and HEAD by digest)", () => {
   });
 
   it("remembers a manifest too large for the isolate's memory by its head: HEAD needs no cache read, GET reads the cache", async () => {
-    const repo = uniqueRepo();
-    const { manifest } = await pushImage(repo);
-    const large = json({ ...manifest, annotations: { pad: "x".repeat(20_000) } });
-    expect((await putManifest(repo, "large", large)).status).toBe(201);
-    const digest = await digestOf(large);
+    const { repo, digest, bytes: large } = await pushedPadded(20_000);
     expect((await pull(manifestPath(repo, digest))).status).toBe(200);
     await removeRow(repo, digest);
     const fromCache = await pull(manifestPath(repo, digest));
     expect(new Uint8Array(await fromCache.arrayBuffer())).toEqual(large);
-    await caches.default.delete(`${BASE}/_cache/manifests/${repo}/${digest}`);
+    await caches.default.delete(cacheKeyOf(repo, digest));
     const head = await pull(manifestPath(repo, digest), { method: "HEAD" });
     expect(head.status).toBe(200);
     expect(head.headers.get("Content-Length")).toBe(String(large.length));
     expect((await pull(manifestPath(repo, digest))).status).toBe(404);
+  });
+
+  it("remembers what it found in the cache no longer than the cache keeps it, so a deleted manifest's bound stays MANIFEST_CACHE_SECONDS", async () => {
+    const seconds = (path: string, init?: RequestInit) => fetchWithEnv({ MANIFEST_CACHE_SECONDS: "2" }, path, init);
+    const { repo, digest } = await pushedPadded(20_000);
+    const filled = Date.now();
+    expect((await seconds(manifestPath(repo, digest))).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    // Its body comes from the cache entry, which has under a second left: that is all the isolate may keep it.
+    expect((await seconds(manifestPath(repo, digest))).status).toBe(200);
+    await removeRow(repo, digest);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, filled + 2300 - Date.now())));
+    expect((await seconds(manifestPath(repo, digest), { method: "HEAD" })).status).toBe(404);
   });
 
   it("leaves the cache alone on a pull by tag: a pull by digest reads D1 until it fills its own entry", async () => {
@@ -201,12 +222,8 @@ describe("the manifest cache (GET and HEAD by digest)", () => {
   });
 
   it("keeps what a pull by digest read, manifests stored in R2 too", async () => {
-    const repo = uniqueRepo();
-    const { manifest } = await pushImage(repo);
     // Past what a D1 row holds, so the bytes come from R2.
-    const large = json({ ...manifest, annotations: { pad: "x".repeat(1_000_000) } });
-    expect((await putManifest(repo, "large", large)).status).toBe(201);
-    const digest = await digestOf(large);
+    const { repo, digest, bytes: large } = await pushedPadded(1_000_000);
     expect((await pull(manifestPath(repo, digest))).status).toBe(200);
     await removeRow(repo, digest);
     const cached = await pull(manifestPath(repo, digest));
