@@ -20,7 +20,7 @@ referrers.get(`/${NAME}/referrers/:digest?`, requires("pull"), async (c) => {
   const artifactType = c.req.query("artifactType");
   const { items, more } = await c.get("storage").referrers.list(repository, subject, page, artifactType);
   if (artifactType !== undefined) c.header("OCI-Filters-Applied", "artifactType");
-  const index = referrersPage(items, c.get("config"));
+  const index = referrersPage(items.map((item) => item.descriptor), c.get("config"));
   if (more || index.count < items.length) c.header("Link", nextLink(c.req.path, { artifactType }, page.limit, items[index.count - 1]!.digest));
   return c.body(index.json, 200, { "Content-Type": MEDIA_TYPES.ociIndex });
 });

@@ -4,13 +4,13 @@ import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
 import { toPage, type Page } from "./page";
 
-/** An entry of a referrers list: a descriptor of a manifest whose subject is the digest asked about. */
-export interface ReferrerDescriptor {
-  mediaType: string;
+/**
+ * An entry of a referrers list: the descriptor of a manifest whose subject is
+ * the digest asked about, as the JSON text a referrers page carries.
+ */
+export interface Referrer {
   digest: Digest;
-  size: number;
-  artifactType?: string;
-  annotations?: Record<string, string>;
+  descriptor: string;
 }
 
 type Row = { digest: Digest; media_type: string; size: number; artifact_type: string | null; annotations: string | null };
@@ -19,7 +19,7 @@ type Row = { digest: Digest; media_type: string; size: number; artifact_type: st
 export class ReferrerIndex {
   constructor(private readonly db: Database) {}
 
-  async list(repository: RepositoryName, subject: Digest, page: PageRequest, artifactType?: string): Promise<Page<ReferrerDescriptor>> {
+  async list(repository: RepositoryName, subject: Digest, page: PageRequest, artifactType?: string): Promise<Page<Referrer>> {
     if (page.limit === 0) return { items: [], more: false };
     const { results } = await this.db
       .prepare(
@@ -29,16 +29,17 @@ export class ReferrerIndex {
       )
       .bind(repository, subject, page.last ?? "", artifactType ?? null, page.limit + 1)
       .all<Row>();
-    return toPage(results.map(toDescriptor), page.limit);
+    return toPage(results.map(toReferrer), page.limit);
   }
 }
 
-function toDescriptor(row: Row): ReferrerDescriptor {
+// Written as text, not parsed and serialized again: the annotations column holds
+// JSON.stringify's output from the manifest PUT, and a digest needs no escaping.
+function toReferrer(row: Row): Referrer {
+  const artifactType = row.artifact_type ? `,"artifactType":${JSON.stringify(row.artifact_type)}` : "";
+  const annotations = row.annotations ? `,"annotations":${row.annotations}` : "";
   return {
-    mediaType: row.media_type,
     digest: row.digest,
-    size: row.size,
-    ...(row.artifact_type ? { artifactType: row.artifact_type } : {}),
-    ...(row.annotations ? { annotations: JSON.parse(row.annotations) as Record<string, string> } : {}),
+    descriptor: `{"mediaType":${JSON.stringify(row.media_type)},"digest":"${row.digest}","size":${row.size}${artifactType}${annotations}}`,
   };
 }
