@@ -5,9 +5,11 @@
  * body) and this Worker replays it: the same size and headers from memory, or,
  * where ours streams a blob (a direct GET, the final hop of a redirect), one R2
  * get of the same bytes stored the same way. Where ours queried D1, it makes as
- * many queries, each a one-row primary-key read (ours says how many in its
- * Registry-Cost header): the database round trips a request needs are the
- * simulator's cost, not the registry's own work. What it cannot beat, the
+ * many queries reading as many rows (ours says how many in its Registry-Cost
+ * header), and the rows carry the answer's bytes, as the rows ours reads carry
+ * the tags, descriptors or manifest it answers with: the database round trips
+ * a request needs, and the bytes they bring, are the simulator's cost, not
+ * the registry's own work. What it cannot beat, the
  * registry cannot either, so each workload of ours has its twin here.
  *
  *   PUT /__floor/responses               JSON [{ method, path, status, headers: [[name, value]],
@@ -30,6 +32,8 @@ let restoring = null;
 let table = null;
 /** Rows the table holds: enough for ours' largest page, 10,000 tags read as 10,001 rows. */
 const MAX_ROWS = 20_000;
+/** The widest row, in bytes: enough for a referrer's descriptor or a small manifest. */
+const MAX_ROW_BYTES = 2048;
 
 export default {
   async fetch(request, env) {
@@ -40,7 +44,7 @@ export default {
     if (recorded) {
       // Through a D1 session, as ours reads (the Sessions API, for read replicas).
       const session = recorded.queries > 0 ? env.DB.withSession("first-unconstrained") : null;
-      for (let i = 0; i < recorded.queries; i++) await query(env.DB, session, Math.ceil(recorded.rowsRead / recorded.queries));
+      for (let i = 0; i < recorded.queries; i++) await query(env.DB, session, Math.ceil(recorded.rowsRead / recorded.queries), recorded.rowBytes);
       if (recorded.object === null) return new Response(recorded.body, { status: recorded.status, headers: recorded.headers });
       const object = await env.BLOBS.get(recorded.object);
       if (!object) return new Response(`floor: object ${recorded.object} was never stored`, { status: 500 });
@@ -66,7 +70,11 @@ export default {
 
 function record(entries) {
   for (const { method, path, status, headers, body, object } of entries) {
-    responses.set(`${method} ${path}`, { status, headers, body: body === null ? null : bytesOf(body), object, ...d1CostOf(headers) });
+    const bytes = body === null ? null : bytesOf(body);
+    const cost = d1CostOf(headers);
+    // The answer's bytes spread over the rows read: a page of 1,000 referrer descriptors reads 1,001 rows of about 260 bytes.
+    const rowBytes = cost.rowsRead > 0 ? Math.ceil((bytes?.length ?? 0) / cost.rowsRead) : 0;
+    responses.set(`${method} ${path}`, { status, headers, body: bytes, object, ...cost, rowBytes });
   }
 }
 
@@ -77,14 +85,17 @@ function d1CostOf(headers) {
   return { queries: cost.d1Queries ?? 0, rowsRead: cost.d1RowsRead ?? 0 };
 }
 
-/** One query reading `rows` rows (at least one) of a table of short strings, as a page of tag names would. */
-async function query(db, session, rows) {
+/** One query reading `rows` rows (at least one), each cut to `bytes` (at least a short name's 12). */
+async function query(db, session, rows, bytes) {
   await (table ??= db.batch([
     db.prepare("CREATE TABLE IF NOT EXISTS floor_rows (k INTEGER PRIMARY KEY, v TEXT NOT NULL)"),
     db.prepare(`INSERT OR IGNORE INTO floor_rows (k, v)
-      WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < ${MAX_ROWS}) SELECT k, 'floor-row-' || k FROM n`),
+      WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < ${MAX_ROWS}) SELECT k, printf('%-${MAX_ROW_BYTES}s', 'floor-row-' || k) FROM n`),
   ]));
-  await session.prepare("SELECT v FROM floor_rows WHERE k <= ?1").bind(Math.min(Math.max(rows, 1), MAX_ROWS)).all();
+  await session
+    .prepare("SELECT substr(v, 1, ?2) AS v FROM floor_rows WHERE k <= ?1")
+    .bind(Math.min(Math.max(rows, 1), MAX_ROWS), Math.min(Math.max(bytes, 12), MAX_ROW_BYTES))
+    .all();
 }
 
 async function restore(bucket) {

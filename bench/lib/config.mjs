@@ -18,9 +18,9 @@ const SETTINGS = {
   manifestPuts: [500, 50, "manifest PUTs per round (concurrency 8)"],
   tags: [10000, 500, "tags in the tag-listing repository"],
   referrers: [1000, 250, "referrers of the referrers subject"],
-  pageRequests: [300, 60, "requests per round for a first or deep page of tags or referrers (concurrency 8)"],
+  pageRequests: [1000, 60, "requests per round for a first or deep page of tags or referrers (concurrency 8)"],
   thresholdPulls: [30, 6, "sequential pulls per blob size and path per round in redirect-threshold"],
-  walks: [3, 2, "all-pages walks per round"],
+  walks: [10, 2, "all-pages walks per round"],
   setupConcurrency: [8, 8, "concurrency of the untimed setup pushes"],
 };
 
