@@ -70,15 +70,21 @@ function rolesOf(workload, servers) {
   };
 }
 
-/** One round: each workload on ours, then on its floor twin, then on distribution; those that need ours to redirect are skipped when it does not. */
+/**
+ * One round: each workload on ours, then on its floor twin (the other way round
+ * in even rounds), then on distribution; those that need ours to redirect are
+ * skipped when it does not.
+ */
 async function runRound({ round, rounds, workloads, servers, context, results }) {
+  // Alternating, so whatever going first or second costs falls on ours and its floor alike.
+  const order = round % 2 === 0 ? ["floor", "ours", "distribution"] : ROLES;
   for (const workload of workloads) {
     if (workload.needsRedirect && !context.redirects) {
       results.unsupported(workload, "ours", workload.needsRedirect);
       continue;
     }
     const roles = rolesOf(workload, servers);
-    for (const role of ROLES) {
+    for (const role of order) {
       const server = roles[role];
       if (!server) continue;
       const reason = workload.unsupported?.(server.state);
