@@ -1,3 +1,4 @@
+import { Memo } from "../memo";
 import { hmacSha256 } from "./hmac";
 import { hexOf, parseDigest, toHex, type Digest } from "../oci/digest";
 import { secretsEqual } from "./passwords";
@@ -50,6 +51,17 @@ export function downloadFilename(repository: string, digest: Digest): string {
   return `${segment}-${hexOf(digest).slice(0, 12)}`;
 }
 
+/**
+ * When a link signed at `now` (milliseconds) for `ttlSeconds` expires, in unix
+ * seconds: `ttlSeconds` later, rounded down to a tenth of it. A blob pulled
+ * again and again within that tenth gets the same link, signed once (see
+ * macOf). The link never outlives `ttlSeconds`, and lives at least nine tenths of it.
+ */
+export function linkExpiry(now: number, ttlSeconds: number): number {
+  const step = Math.max(1, Math.floor(ttlSeconds / 10));
+  return Math.floor((Math.floor(now / 1000) + ttlSeconds) / step) * step;
+}
+
 /** The path and query of a signed link (relative to the registry's origin). */
 export async function signDownload(secret: string, grant: DownloadGrant): Promise<string> {
   const query = new URLSearchParams({
@@ -96,8 +108,18 @@ export async function verifyDownload(
   return now > grant.expires ? "expired" : grant;
 }
 
+// Each entry lives until its link expires. The redirect and the final hop of a hot blob both find its MAC here.
+const macs = new Memo<string>(Infinity);
+
 async function macOf(secret: string, grant: DownloadGrant): Promise<string> {
   // One field a line: none can hold a newline, so no two grants sign the same text.
   const fields = [grant.digest, grant.filename, grant.objectKey, grant.size, grant.created, grant.expires, grant.public ? 1 : 0];
-  return toHex(await hmacSha256(secret, `download\n${fields.join("\n")}`));
+  const text = `download\n${fields.join("\n")}`;
+  const key = `${secret}\n${text}`;
+  let mac = macs.get(key);
+  if (mac === undefined) {
+    mac = toHex(await hmacSha256(secret, text));
+    macs.set(key, mac, grant.expires * 1000);
+  }
+  return mac;
 }

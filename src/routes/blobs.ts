@@ -1,6 +1,6 @@
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app-env";
-import { downloadFilename, downloadSecret, signDownload } from "../auth/download-links";
+import { downloadFilename, downloadSecret, linkExpiry, signDownload } from "../auth/download-links";
 import { RegistryError } from "../oci/errors";
 import type { RepositoryName } from "../oci/names";
 import type { BlobStat } from "../storage/blobs";
@@ -49,7 +49,7 @@ async function redirectFor(c: Context<AppEnv>, repository: RepositoryName, blob:
     objectKey: blob.objectKey,
     size: blob.size,
     created: Math.floor(blob.createdAt / 1000),
-    expires: Math.floor(now / 1000) + REDIRECT_TTL_SECONDS,
+    expires: linkExpiry(now, REDIRECT_TTL_SECONDS),
     public: shared,
   });
   // Absolute, on the origin the client used.
