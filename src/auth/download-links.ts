@@ -70,7 +70,7 @@ export async function signDownload(secret: string, grant: DownloadGrant): Promis
     created: String(grant.created),
     expires: String(grant.expires),
     public: grant.public ? "1" : "0",
-    signature: await macOf(secret, grant),
+    signature: (await macOf(secret, grant)).remember(),
   });
   return `/downloads/${grant.digest}/${grant.filename}?${query}`;
 }
@@ -103,23 +103,29 @@ export async function verifyDownload(
     expires: Number(expires),
     public: shared === "1",
   };
-  if (!(await secretsEqual(await macOf(secret, grant), signature))) return "forged";
+  const expected = await macOf(secret, grant);
+  if (!(await secretsEqual(expected.mac, signature))) return "forged";
+  expected.remember();
   // Checked once the signature holds, so a forged expiry is reported as forged.
   return now > grant.expires ? "expired" : grant;
 }
 
 // Each entry lives until its link expires. The redirect and the final hop of a hot blob both find its MAC here.
+// Only MACs the registry signed, or that a presented signature matched, are kept: anyone may send the final hop forged links.
 const macs = new Memo<string>(Infinity);
 
-async function macOf(secret: string, grant: DownloadGrant): Promise<string> {
+async function macOf(secret: string, grant: DownloadGrant): Promise<{ mac: string; remember(): string }> {
   // One field a line: none can hold a newline, so no two grants sign the same text.
   const fields = [grant.digest, grant.filename, grant.objectKey, grant.size, grant.created, grant.expires, grant.public ? 1 : 0];
   const text = `download\n${fields.join("\n")}`;
   const key = `${secret}\n${text}`;
-  let mac = macs.get(key);
-  if (mac === undefined) {
-    mac = toHex(await hmacSha256(secret, text));
-    macs.set(key, mac, grant.expires * 1000);
-  }
-  return mac;
+  const known = macs.get(key);
+  const mac = known ?? toHex(await hmacSha256(secret, text));
+  return {
+    mac,
+    remember() {
+      if (known === undefined) macs.set(key, mac, grant.expires * 1000);
+      return mac;
+    },
+  };
 }
