@@ -123,7 +123,7 @@ describe("end-2 GET /v2/<name>/blobs/<digest> with BLOB_REDIRECT", () => {
     expect(await bytesOf(await fetchRegistry(location))).toEqual(bytes);
   });
 
-  it("REDIRECT_TTL_SECONDS sets when the link expires: within it, at least nine tenths of it, on a tenth of it (repeated pulls get the same link)", async () => {
+  it("REDIRECT_TTL_SECONDS sets when the link expires: within it, at least nine tenths of it, on a tenth of it", async () => {
     const { repo, digest } = await pushed(SIZE);
     const before = Math.floor(Date.now() / 1000);
     const response = await fetchWithEnv({ REDIRECT_TTL_SECONDS: "60", ...REDIRECT_ALL }, `/v2/${repo}/blobs/${digest}`, { redirect: "manual" });
@@ -132,6 +132,27 @@ describe("end-2 GET /v2/<name>/blobs/<digest> with BLOB_REDIRECT", () => {
     expect(expires % 6).toBe(0);
     expect(expires).toBeLessThanOrEqual(after + 60);
     expect(expires).toBeGreaterThanOrEqual(before + 54);
+  });
+
+  it("a blob pulled again within a tenth of REDIRECT_TTL_SECONDS gets the same link, and a new one after it", async () => {
+    const { repo, digest } = await pushed(SIZE);
+    const locationAt = async (seconds: number) => {
+      vi.setSystemTime(seconds * 1000);
+      const response = await fetchWithEnv({ REDIRECT_TTL_SECONDS: "60", ...REDIRECT_ALL }, `/v2/${repo}/blobs/${digest}`, { redirect: "manual" });
+      return response.headers.get("Location")!;
+    };
+    // A tenth of 60 s is 6 s: the first two pulls fall within one tenth, the third in the next.
+    const start = Math.ceil(Date.now() / 6000) * 6 + 1;
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      const first = await locationAt(start);
+      expect(await locationAt(start + 3)).toBe(first);
+      const later = await locationAt(start + 6);
+      expect(later).not.toBe(first);
+      expect(Number(new URL(later).searchParams.get("expires"))).toBe(Number(new URL(first).searchParams.get("expires")) + 6);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it.each([
