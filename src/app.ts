@@ -7,11 +7,11 @@ import { RegistryError } from "./oci/errors";
 import { admin } from "./routes/admin";
 import { base } from "./routes/base";
 import { blobs } from "./routes/blobs";
-import { carryBookmark, presentedBookmark } from "./routes/bookmark";
+import { bookmarkHeaders, presentedBookmark } from "./routes/bookmark";
 import { catalog } from "./routes/catalog";
 import { downloads } from "./routes/downloads";
 import { manifests } from "./routes/manifests";
-import { authSettingsOf, originOf } from "./routes/http";
+import { addResponseHeaders, authSettingsOf, originOf, type ResponseHeader } from "./routes/http";
 import { referrers } from "./routes/referrers";
 import { tags } from "./routes/tags";
 import { token } from "./routes/token";
@@ -47,8 +47,7 @@ export function createApp(): Hono<AppEnv> {
     );
     // Whatever answered, a route or onError, the response is in c.res by now.
     await next();
-    carryBookmark(c);
-    report(c, meter);
+    addResponseHeaders(c, [...bookmarkHeaders(c), ...report(c, meter)]);
   });
 
   // Every API request has its caller, and what it may do, settled before its route runs.
@@ -81,14 +80,14 @@ export function createApp(): Hono<AppEnv> {
   return app;
 }
 
-/** One log line per request with what it cost (REQUEST_LOG on), and with COST_HEADER on, the cost in a header too. */
-function report(c: Context<AppEnv>, meter: Meter): void {
+/** One log line per request with what it cost (REQUEST_LOG on); with COST_HEADER on, the cost's header for the response. */
+function report(c: Context<AppEnv>, meter: Meter): ResponseHeader[] {
   const response = c.res;
   // Bodies the runtime measures as it sends them (JSON pages and errors) announce no length here and are not counted.
   if (response.body) meter.count("bytesOut", Number(response.headers.get("Content-Length") ?? 0));
   // The route's pattern, not the path: names and digests would make every line unique.
   if (c.get("config").REQUEST_LOG === "on") console.log({ event: "request", method: c.req.method, route: routePath(c, -1), status: response.status, cost: meter.cost });
-  if (c.get("config").COST_HEADER === "on") c.header("Registry-Cost", JSON.stringify(meter.cost));
+  return c.get("config").COST_HEADER === "on" ? [["Registry-Cost", JSON.stringify(meter.cost)]] : [];
 }
 
 let warned = false;

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
-import { getCookie, setCookie } from "hono/cookie";
+import { generateCookie, getCookie } from "hono/cookie";
 import type { AppEnv } from "../app-env";
+import type { ResponseHeader } from "./http";
 
 /**
  * The D1 bookmark a client may carry from one request to the next, so its
@@ -13,10 +14,13 @@ export function presentedBookmark(c: Context<AppEnv>): string | undefined {
   return c.req.header(BOOKMARK) ?? getCookie(c, BOOKMARK);
 }
 
-/** Gives the response the latest bookmark the request reached, if it queried D1. */
-export function carryBookmark(c: Context<AppEnv>): void {
+/** The response headers that carry the latest bookmark the request reached: none if it queried no D1. */
+export function bookmarkHeaders(c: Context<AppEnv>): ResponseHeader[] {
   const bookmark = c.get("storage").bookmark();
-  if (!bookmark) return;
-  c.header(BOOKMARK, bookmark);
-  setCookie(c, BOOKMARK, bookmark, { path: "/", httpOnly: true, sameSite: "Lax", secure: c.req.url.startsWith("https:") });
+  if (!bookmark) return [];
+  const cookie = generateCookie(BOOKMARK, bookmark, { path: "/", httpOnly: true, sameSite: "Lax", secure: c.req.url.startsWith("https:") });
+  return [
+    [BOOKMARK, bookmark],
+    ["Set-Cookie", cookie],
+  ];
 }

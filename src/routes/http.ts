@@ -39,6 +39,21 @@ export function originOf(c: Context<AppEnv>): string {
   return url.slice(0, url.indexOf("/", url.indexOf("//") + 2));
 }
 
+export type ResponseHeader = readonly [name: string, value: string];
+
+/**
+ * Adds headers to the response a route or onError has made. By then Hono's
+ * c.header copies the whole Response for each header; these are set on it in
+ * place. Every response here is one the registry built, whose headers may
+ * change (one straight from fetch or the cache would not allow it).
+ */
+export function addResponseHeaders(c: Context<AppEnv>, headers: readonly ResponseHeader[]): void {
+  const target = c.res.headers;
+  // Cookies are never folded into one header.
+  for (const [name, value] of headers) if (name === "Set-Cookie") target.append(name, value);
+  else target.set(name, value);
+}
+
 /** A route's guard: the caller must be allowed `actions` on the repository in its path. */
 export function requires(...actions: Action[]): MiddlewareHandler<AppEnv> {
   return async function guard(c, next) {
