@@ -38,21 +38,8 @@ const WORKLOADS = {
     floor: ({ blobs }) => blobs.map((blob) => ({ target: `/v2/${REPO}/blobs/${blob.digest}`, object: { key: blob.digest, layout: "single", bytes: blob.bytes } })),
     request: (client, { blobs }, i) => client.blobRedirect(REPO, blobs[i % blobs.length].digest),
   },
-  "referrers-first": {
-    about: "the first page (n=100) of 1,000 referrers, c=8",
-    concurrency: 8,
-    data: () => {
-      const image = imageOf();
-      return { ...image, referrers: Array.from({ length: 1000 }, (_, i) => referrerManifest(image.config, image.manifest, `referrer ${i}`)) };
-    },
-    async seed(client, { referrers, ...image }) {
-      await pushImage(client, image, image.manifest.digest);
-      const pool = await runPool({ count: referrers.length, concurrency: 8, task: (i) => client.putManifest(REPO, referrers[i].digest, referrers[i]) });
-      if (pool.failures.length > 0) throw pool.failures[0];
-    },
-    floor: ({ manifest }) => [{ target: referrersTarget(manifest) }],
-    request: (client, { manifest }) => client.referrersPage(referrersTarget(manifest)),
-  },
+  "referrers-first": referrersWorkload("the first page (n=100) of 1,000 referrers, with a Link to the next, c=8", () => "?n=100"),
+  "referrers-deep": referrersWorkload("the last page (n=100) of 1,000 referrers, no Link, c=8", ({ referrers }) => `?n=100&last=${lastBefore(referrers, 100)}`),
   "manifest-get": {
     about: "manifest GET by tag, c=32",
     concurrency: 32,
@@ -63,7 +50,28 @@ const WORKLOADS = {
   },
 };
 
-const referrersTarget = (image) => `/v2/${REPO}/referrers/${image.digest}?n=100`;
+/** 1,000 referrers of one image, and one page of them: `query` picks which. */
+function referrersWorkload(about, query) {
+  const target = (data) => `/v2/${REPO}/referrers/${data.manifest.digest}${query(data)}`;
+  return {
+    about,
+    concurrency: 8,
+    data: () => {
+      const image = imageOf();
+      return { ...image, referrers: Array.from({ length: 1000 }, (_, i) => referrerManifest(image.config, image.manifest, `referrer ${i}`)) };
+    },
+    async seed(client, { referrers, ...image }) {
+      await pushImage(client, image, image.manifest.digest);
+      const pool = await runPool({ count: referrers.length, concurrency: 8, task: (i) => client.putManifest(REPO, referrers[i].digest, referrers[i]) });
+      if (pool.failures.length > 0) throw pool.failures[0];
+    },
+    floor: (data) => [{ target: target(data) }],
+    request: (client, data) => client.referrersPage(target(data)),
+  };
+}
+
+/** The digest a page of the last `count` referrers starts after, in the registry's order (by digest). */
+const lastBefore = (referrers, count) => referrers.map((r) => r.digest).sort().at(-count - 1);
 
 /** A small image: the empty config, one 4 KiB layer, and its manifest. */
 function imageOf() {
