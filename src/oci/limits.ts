@@ -82,6 +82,9 @@ export function referrersPage(descriptors: readonly string[], limits: Limits): {
   // The index is the descriptors joined, as JSON.stringify of the whole would write it.
   const head = JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex }).slice(0, -1) + ',"manifests":[';
   const tail = "]}";
+  // A UTF-16 unit is at most 3 UTF-8 bytes: a page that fits even so (any page of small descriptors) needs no byte count.
+  const units = descriptors.reduce((sum, entry) => sum + entry.length + 1, head.length + tail.length);
+  if (units * 3 <= limits.MAX_REFERRERS_PAGE_BYTES) return { json: head + descriptors.join(",") + tail, count: descriptors.length };
   const entries: string[] = [];
   let size = utf8Length(head) + tail.length;
   for (const entry of descriptors) {
