@@ -39,6 +39,7 @@ const WORKLOADS = {
     request: (client, { blobs }, i) => client.blobRedirect(REPO, blobs[i % blobs.length].digest),
   },
   "referrers-first": referrersWorkload("the first page (n=100) of 1,000 referrers, with a Link to the next, c=8", () => "?n=100"),
+  "referrers-one-page": referrersWorkload("all 1,000 referrers in one page (no n: the server's page size), c=8", () => ""),
   "referrers-deep": referrersWorkload("the last page (n=100) of 1,000 referrers, no Link, c=8", ({ referrers }) => `?n=100&last=${lastBefore(referrers, 100)}`),
   "manifest-get": {
     about: "manifest GET by tag, c=32",
