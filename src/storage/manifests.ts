@@ -57,10 +57,12 @@ function movesImmutableTag(tags: string, namespace: string, fallback: string): s
 }
 
 type HeadRow = { digest: Digest; media_type: string; size: number };
-type BodyRow = HeadRow & { content: ArrayBuffer | null; object_key: string | null };
+type BodyRow = HeadRow & { content: string | null; object_key: string | null };
 
 const HEAD_COLUMNS = "m.digest, m.media_type, m.size";
-const BODY_COLUMNS = `${HEAD_COLUMNS}, m.content, m.object_key`;
+// Read as text: D1 hands a BLOB over as a JSON array of numbers, several bytes of JSON per byte to write and parse.
+// A stored manifest is valid UTF-8 (parseManifest decodes it with a fatal decoder), so the text encodes back to its bytes.
+const BODY_COLUMNS = `${HEAD_COLUMNS}, CAST(m.content AS TEXT) AS content, m.object_key`;
 
 /** Manifests by repository and digest, reached directly or through a tag; one not found is looked for on the primary too. */
 export class ManifestStore {
@@ -82,7 +84,8 @@ export class ManifestStore {
     const row = await this.#find<BodyRow>(BODY_COLUMNS, repository, reference);
     if (!row) return null;
     const head = { digest: row.digest, mediaType: row.media_type, size: row.size };
-    if (row.content) return { ...head, body: new Uint8Array(row.content) };
+    // TextEncoder's result is always backed by a fresh ArrayBuffer; its type says only ArrayBufferLike.
+    if (row.content !== null) return { ...head, body: new TextEncoder().encode(row.content) as Uint8Array<ArrayBuffer> };
     const object = await this.bucket.get(row.object_key!);
     if (!object) throw new Error(`manifest ${row.digest} is missing from R2 at ${row.object_key}`);
     return { ...head, body: object.body };

@@ -209,6 +209,18 @@ describe("end-3 GET/HEAD /v2/<name>/manifests/<reference>", () => {
     }
   });
 
+  it("serves a manifest's non-ASCII text and byte-order mark byte for byte, from its D1 row", async () => {
+    const repo = uniqueRepo();
+    const { manifest } = await pushImage(repo);
+    // Two-, three- and four-byte characters, a line separator JSON leaves as it is, a NUL it escapes, and a BOM the parser skips.
+    const text = JSON.stringify({ ...manifest, annotations: { note: "é € 😀 \u2028 \u0000" } });
+    const bytes = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(text)]);
+    expect((await putManifest(repo, "unicode", bytes)).status).toBe(201);
+    const response = await getManifest(repo, "unicode");
+    expect(response.status).toBe(200);
+    expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes);
+  });
+
   it("answers HEAD with the headers only", async () => {
     const repo = uniqueRepo();
     const { bytes } = await pushImage(repo);
