@@ -41,14 +41,8 @@ const WORKLOADS = {
   "referrers-first": referrersWorkload("the first page (n=100) of 1,000 referrers, with a Link to the next, c=8", () => "?n=100"),
   "referrers-one-page": referrersWorkload("all 1,000 referrers in one page (no n: the server's page size), c=8", () => ""),
   "referrers-deep": referrersWorkload("the last page (n=100) of 1,000 referrers, no Link, c=8", ({ referrers }) => `?n=100&last=${lastBefore(referrers, 100)}`),
-  "manifest-get": {
-    about: "manifest GET by tag, c=32",
-    concurrency: 32,
-    data: imageOf,
-    seed: (client, image) => pushImage(client, image, "latest"),
-    floor: () => [{ target: `/v2/${REPO}/manifests/latest`, headers: { Accept: MANIFEST_ACCEPT } }],
-    request: (client, { manifest }) => client.getManifest(REPO, "latest", manifest),
-  },
+  "manifest-get": manifestWorkload("manifest GET by tag (a manifest of about 400 bytes), c=32", 32, () => "the image"),
+  "manifest-get-large": manifestWorkload("manifest GET by tag (a manifest of 256 KiB, kept in its D1 row), c=8", 8, () => "x".repeat(256 * 1024)),
 };
 
 /** 1,000 referrers of one image, and one page of them: `query` picks which. */
@@ -74,11 +68,23 @@ function referrersWorkload(about, query) {
 /** The digest a page of the last `count` referrers starts after, in the registry's order (by digest). */
 const lastBefore = (referrers, count) => referrers.map((r) => r.digest).sort().at(-count - 1);
 
-/** A small image: the empty config, one 4 KiB layer, and its manifest. */
-function imageOf() {
+/** Pulls by tag of one image, whose manifest's annotation is `note`. */
+function manifestWorkload(about, concurrency, note) {
+  return {
+    about,
+    concurrency,
+    data: () => imageOf(note()),
+    seed: (client, image) => pushImage(client, image, "latest"),
+    floor: () => [{ target: `/v2/${REPO}/manifests/latest`, headers: { Accept: MANIFEST_ACCEPT } }],
+    request: (client, { manifest }) => client.getManifest(REPO, "latest", manifest),
+  };
+}
+
+/** An image: the empty config, one 4 KiB layer, and its manifest, annotated with `note`. */
+function imageOf(note = "the image") {
   const config = emptyConfigBlob();
   const layer = randomBlob(4096);
-  return { config, layer, manifest: imageManifest(config, layer, "the image") };
+  return { config, layer, manifest: imageManifest(config, layer, note) };
 }
 
 async function pushImage(client, { config, layer, manifest }, reference) {
