@@ -1,3 +1,4 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import {
   descriptorOf,
@@ -219,6 +220,12 @@ describe("end-3 GET/HEAD /v2/<name>/manifests/<reference>", () => {
     const response = await getManifest(repo, "unicode");
     expect(response.status).toBe(200);
     expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes);
+    // Rows may hold the bytes as a BLOB rather than text (as they were first written): those come back the same.
+    const row = env.DB.prepare("SELECT typeof(content) AS type FROM manifests WHERE repository = ?1 AND digest = ?2").bind(repo, await digestOf(bytes));
+    expect(await row.first("type")).toBe("text");
+    await env.DB.prepare("UPDATE manifests SET content = CAST(content AS BLOB) WHERE repository = ?1").bind(repo).run();
+    expect(await row.first("type")).toBe("blob");
+    expect(new Uint8Array(await (await getManifest(repo, "unicode")).arrayBuffer())).toEqual(bytes);
   });
 
   it("answers HEAD with the headers only", async () => {
