@@ -62,6 +62,8 @@ function isManifestMediaType(value: string): value is ManifestMediaType {
 
 /** What the registry needs to know of a manifest beyond its bytes. */
 export interface ParsedManifest {
+  /** The bytes as text, a byte-order mark included: they are valid UTF-8, so the text encodes back to them. */
+  text: string;
   mediaType: ManifestMediaType;
   /** Blobs that must be in the repository: config and distributable layers without `urls`. */
   blobs: Digest[];
@@ -94,9 +96,12 @@ function chooseMediaType(contentType: string | undefined, body: Record<string, u
 
 /** Validates manifest bytes against the schema of their media type. Throws MANIFEST_INVALID. */
 export function parseManifest(bytes: Uint8Array, contentType: string | undefined): ParsedManifest {
+  let text: string;
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    // A byte-order mark is skipped for parsing, as a decoder that drops it would, but kept in the text.
+    json = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch {
     throw new RegistryError("MANIFEST_INVALID", "manifest is not valid UTF-8 JSON");
   }
@@ -114,6 +119,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     if (!result.success) throw invalid(result.error);
     const manifest = result.data;
     return {
+      text,
       mediaType,
       blobs: [manifest.config, ...manifest.layers.filter(mustBePushed)].map((d) => d.digest),
       manifests: [],
@@ -127,6 +133,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
   if (!result.success) throw invalid(result.error);
   const index = result.data;
   return {
+    text,
     mediaType,
     blobs: [],
     manifests: index.manifests.map((d) => d.digest),

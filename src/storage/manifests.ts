@@ -60,11 +60,9 @@ type HeadRow = { digest: Digest; media_type: string; size: number };
 type BodyRow = HeadRow & { content: string | null; object_key: string | null };
 
 const HEAD_COLUMNS = "m.digest, m.media_type, m.size";
-// Kept and read as text: D1 carries a BLOB as a JSON array of numbers, several bytes of JSON per byte to write and parse.
-// A manifest is valid UTF-8 (parseManifest decodes it with a fatal decoder), so its text encodes back to its bytes, a BOM
-// included. CAST, for rows that hold the bytes as a BLOB.
+// Kept and read as text (ParsedManifest.text), which encodes back to the bytes: D1 carries a BLOB as a JSON array of
+// numbers, several bytes of JSON per byte to write and parse. CAST, for rows that hold the bytes as a BLOB.
 const BODY_COLUMNS = `${HEAD_COLUMNS}, CAST(m.content AS TEXT) AS content, m.object_key`;
-const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Manifests by repository and digest, reached directly or through a tag; one not found is looked for on the primary too. */
 export class ManifestStore {
@@ -143,7 +141,7 @@ export class ManifestStore {
           ...references,
           parsed.mediaType,
           bytes.length,
-          inline ? UTF8.decode(bytes) : null,
+          inline ? parsed.text : null,
           objectKey,
           parsed.subject ?? null,
           parsed.artifactType ?? null,
