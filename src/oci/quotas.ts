@@ -12,18 +12,37 @@ export interface Binding {
   source: { policy: string } | { variable: string };
 }
 
-/** What a push into a namespace must stay within (null: no limit), and what the namespace holds. */
-export interface Quota {
-  namespace: string;
+/** What a namespace holds, and whether the repository pushed to is one of its repositories. */
+export interface Usage {
   /** Bytes the namespace's repositories hold: blobs linked (once per repository) and manifests. */
   usedBytes: number;
   repositories: number;
   /** Whether the repository pushed to exists already. */
   repositoryExists: boolean;
+}
+
+/** What a push into a namespace must stay within (null: no limit), and what the namespace holds. */
+export interface Quota extends Usage {
+  namespace: string;
   maxBlobBytes: Binding | null;
   maxManifestBytes: Binding | null;
   maxStorageBytes: Binding | null;
   maxRepositories: Binding | null;
+}
+
+/**
+ * The limits the write that makes a push visible holds it to, against the
+ * namespace's usage as it stands when that write commits: concurrent pushes
+ * each pass the checks made when they begin, against the same usage.
+ */
+export interface QuotaCaps {
+  namespace: string;
+  maxStorageBytes: number | null;
+  maxRepositories: number | null;
+}
+
+export function capsOf(quota: Quota): QuotaCaps {
+  return { namespace: quota.namespace, maxStorageBytes: quota.maxStorageBytes?.value ?? null, maxRepositories: quota.maxRepositories?.value ?? null };
 }
 
 /** The most bytes something pushed now may have, and the refusal of anything larger. */
@@ -96,10 +115,22 @@ function storageRefusal(quota: Quota, storage: Binding): RegistryError {
   return tooLarge(message, "maxStorageBytes", storage, quota.namespace);
 }
 
+/**
+ * The refusal of a push of `bytes` whose write found no room under the caps
+ * of `quota` (capsOf): the repository it would create, else its bytes, as
+ * `usage`, what the namespace held when the write ran, shows.
+ */
+export function capsRefusal(quota: Quota, usage: Usage, bytes: number): RegistryError {
+  const seen = { ...quota, ...usage };
+  const refusal = newRepositoryRefusal(seen) ?? exceedsStorage(seen, bytes);
+  if (!refusal) throw new Error(`a push of ${bytes} bytes refused by caps that its namespace's usage does not reach: ${JSON.stringify(seen)}`);
+  return refusal;
+}
+
 /** 403 DENIED when the push would create a repository the namespace has no room for. */
-export function refuseNewRepository(quota: Quota): void {
+export function newRepositoryRefusal(quota: Quota): RegistryError | null {
   const limit = quota.maxRepositories;
-  if (quota.repositoryExists || !limit || quota.repositories < limit.value) return;
+  if (quota.repositoryExists || !limit || quota.repositories < limit.value) return null;
   const message = `${ERROR_CODES.DENIED.message}: namespace ${quota.namespace} has ${quota.repositories} repositories, its limit (${sourceOf(limit)}): no new repository may be created`;
-  throw new RegistryError("DENIED", { limit: "maxRepositories", value: limit.value, namespace: quota.namespace, ...limit.source }, { message });
+  return new RegistryError("DENIED", { limit: "maxRepositories", value: limit.value, namespace: quota.namespace, ...limit.source }, { message });
 }

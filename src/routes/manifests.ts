@@ -6,9 +6,9 @@ import { enforceManifestLimits } from "../oci/limits";
 import { parseManifest } from "../oci/manifest";
 import { matchesIfNoneMatch } from "../oci/conditional";
 import { parseTag, type Reference, type RepositoryName } from "../oci/names";
-import { exceedsStorage, manifestRoom, refuseNewRepository } from "../oci/quotas";
+import { capsOf, capsRefusal, manifestRoom, newRepositoryRefusal, type Quota } from "../oci/quotas";
 import type { Storage } from "../storage";
-import type { ImmutableTag, ManifestHead, ManifestWithBody } from "../storage/manifests";
+import type { ImmutableTag, ManifestHead, ManifestWithBody, PutResult } from "../storage/manifests";
 import { policyDefaultsOf } from "../storage/policies";
 import { manifestLocation, NAME, readBounded, referenceOf, repositoryOf, requires } from "./http";
 
@@ -66,7 +66,8 @@ manifests.put(PATH, requires("pull", "push"), async (c) => {
   const config = c.get("config");
   const storage = c.get("storage");
   const quota = await storage.quotas.of(repository, policyDefaultsOf(config));
-  refuseNewRepository(quota);
+  const newRepository = newRepositoryRefusal(quota);
+  if (newRepository) throw newRepository;
   const room = manifestRoom(quota, config);
   const bytes = await readBounded(c.req.raw, room.bytes, c.get("meter"));
   if (!bytes) throw room.refusal;
@@ -74,14 +75,15 @@ manifests.put(PATH, requires("pull", "push"), async (c) => {
   if (reference.kind === "digest" && reference.digest !== digest) {
     throw new RegistryError("DIGEST_INVALID", `the manifest's bytes are ${digest}, not ${reference.digest}`);
   }
-  // A manifest the repository stores already adds nothing: asked only when the quota would refuse it.
-  const overQuota = exceedsStorage(quota, bytes.length);
-  if (overQuota && !(await storage.manifests.head(repository, { kind: "digest", digest }))) throw overQuota;
   const parsed = parseManifest(bytes, c.req.header("Content-Type"));
   enforceManifestLimits(parsed, config);
   const tags = reference.kind === "tag" ? [reference.tag, ...extraTags] : extraTags;
-  const result = await storage.manifests.put(repository, { digest, bytes, parsed }, tags, { sparse: config.SPARSE_MANIFESTS === "accept", defaults: policyDefaultsOf(config) });
-  if (!result.stored) throw "immutable" in result ? immutableTags(result.immutable, "pushed") : new RegistryError("MANIFEST_BLOB_UNKNOWN", { missing: result.missing });
+  const result = await storage.manifests.put(repository, { digest, bytes, parsed }, tags, {
+    sparse: config.SPARSE_MANIFESTS === "accept",
+    defaults: policyDefaultsOf(config),
+    caps: capsOf(quota),
+  });
+  if (!result.stored) throw putRefusal(result, quota, bytes.length);
   c.header("Location", manifestLocation(repository, digest));
   c.header("Docker-Content-Digest", digest);
   c.header("Content-Length", "0");
@@ -103,6 +105,14 @@ manifests.delete(PATH, requires("delete"), async (c) => {
   if (result === "unknown") throw new RegistryError("MANIFEST_UNKNOWN", reference);
   return c.body(null, 202, { "Content-Length": "0" });
 });
+
+/** Why storage refused a PUT, as the OCI error a client expects. */
+function putRefusal(result: Exclude<PutResult, { stored: true }>, quota: Quota, bytes: number): RegistryError {
+  if ("immutable" in result) return immutableTags(result.immutable, "pushed");
+  // Stored already, a manifest adds nothing: only one new to the repository can be refused for its size.
+  if ("refused" in result) return capsRefusal(quota, result.refused, bytes);
+  return new RegistryError("MANIFEST_BLOB_UNKNOWN", { missing: result.missing });
+}
 
 /**
  * 403 DENIED, as registries answer a push their policy forbids (Docker Hub's

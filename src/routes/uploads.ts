@@ -4,12 +4,12 @@ import { DEFAULT_ALGORITHM, parseAlgorithm, parseDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { MAX_UPLOAD_PARTS, UPLOAD_BUFFER_BUDGET } from "../oci/limits";
 import { isRepositoryName, type RepositoryName } from "../oci/names";
-import { blobRoom, refuseNewRepository, type Room } from "../oci/quotas";
+import { blobRoom, capsOf, capsRefusal, newRepositoryRefusal, type Quota } from "../oci/quotas";
 import { parseContentRange, uploadRange } from "../oci/range";
 import { policyDefaultsOf } from "../storage/policies";
 import type { UploadFailure, UploadResult } from "../storage/upload-result";
 import type { ChunkBounds } from "../storage/upload-session";
-import type { Upload } from "../storage/uploads";
+import type { PushLimits, Upload } from "../storage/uploads";
 import { blobLocation, NAME, repositoryOf, requires, uploadHeaders } from "./http";
 
 /**
@@ -28,8 +28,9 @@ uploads.post(UPLOADS, requires("pull", "push"), async (c) => {
   const repository = repositoryOf(c);
   const storage = c.get("storage");
   // The first request of a push: a new repository past its namespace's count, or a body announced past its room, goes no further.
-  const quota = await storage.quotas.of(repository, policyDefaultsOf(c.get("config")));
-  refuseNewRepository(quota);
+  const quota = await quotaOf(c);
+  const newRepository = newRepositoryRefusal(quota);
+  if (newRepository) throw newRepository;
   const room = blobRoom(quota);
   if (room && (contentLength(c) ?? 0) > room.bytes) throw room.refusal;
   const mount = c.req.query("mount");
@@ -37,13 +38,13 @@ uploads.post(UPLOADS, requires("pull", "push"), async (c) => {
     const digest = parseDigest(mount);
     const source = await mountSource(c);
     // A blob too large for the room is not mounted: the client uploads it, and that is refused.
-    if (source !== null && (await storage.blobs.mount(repository, digest, source, room?.bytes))) {
+    if (source !== null && (await storage.blobs.mount(repository, digest, source, room?.bytes, capsOf(quota)))) {
       return c.body(null, 201, { Location: blobLocation(repository, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
     }
   }
   const monolithic = c.req.query("digest");
   if (monolithic !== undefined) {
-    const blob = settle(await storage.uploads.push(repository, algorithmOf(c), parseDigest(monolithic), c.req.raw.body, chunkBounds(c), room?.bytes), room);
+    const blob = settle(await storage.uploads.push(repository, algorithmOf(c), parseDigest(monolithic), c.req.raw.body, chunkBounds(c), limitsOf(quota)), quota);
     return c.body(null, 201, { Location: blobLocation(repository, blob.digest), "Docker-Content-Digest": blob.digest, "Content-Length": "0" });
   }
   return c.body(null, 202, uploadHeaders(await storage.uploads.create(repository, algorithmOf(c)), 0));
@@ -60,18 +61,18 @@ uploads.get(SESSION, requires("pull", "push"), async (c) => {
 });
 
 uploads.patch(SESSION, requires("pull", "push"), async (c) => {
-  const room = await roomOf(c);
-  const upload = await sessionOf(c, room);
-  const { size } = settle(await upload.append(c.req.raw.body, chunkBounds(c)), room);
+  const quota = await quotaOf(c);
+  const upload = await sessionOf(c, limitsOf(quota));
+  const { size } = settle(await upload.append(c.req.raw.body, chunkBounds(c)), quota);
   return c.body(null, 202, uploadHeaders(upload, size));
 });
 
 uploads.put(SESSION, requires("pull", "push"), async (c) => {
-  const room = await roomOf(c);
-  const upload = await sessionOf(c, room);
+  const quota = await quotaOf(c);
+  const upload = await sessionOf(c, limitsOf(quota));
   const query = c.req.query("digest");
   if (query === undefined) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
-  const blob = settle(await upload.complete(parseDigest(query), c.req.raw.body, chunkBounds(c)), room);
+  const blob = settle(await upload.complete(parseDigest(query), c.req.raw.body, chunkBounds(c)), quota);
   return c.body(null, 201, {
     Location: blobLocation(upload.target.repository, blob.digest),
     "Docker-Content-Digest": blob.digest,
@@ -101,15 +102,21 @@ function algorithmOf(c: Context<AppEnv>) {
   return parseAlgorithm(c.req.query("digest-algorithm") ?? DEFAULT_ALGORITHM);
 }
 
-/** The room the namespace's quotas leave the blob a request brings bytes of, read afresh: other pushes may have used it. */
-async function roomOf(c: Context<AppEnv>): Promise<Room | null> {
-  return blobRoom(await c.get("storage").quotas.of(repositoryOf(c), policyDefaultsOf(c.get("config"))));
+/** The quotas of the repository in the path, read afresh by each request that brings bytes: other pushes may have used them. */
+function quotaOf(c: Context<AppEnv>): Promise<Quota> {
+  return c.get("storage").quotas.of(repositoryOf(c), policyDefaultsOf(c.get("config")));
 }
 
-/** The upload a session URL names, held to `room`; its algorithm only matters if this request begins the session. */
-async function sessionOf(c: Context<AppEnv>, room: Room | null = null): Promise<Upload> {
+/** What the quotas hold a request that brings a blob's bytes to: the room they leave it, and the caps the blob is recorded within. */
+function limitsOf(quota: Quota): PushLimits {
+  const room = blobRoom(quota);
+  return room ? { maxBytes: room.bytes, caps: capsOf(quota) } : { caps: capsOf(quota) };
+}
+
+/** The upload a session URL names, held to `limits`; its algorithm only matters if this request begins the session. */
+async function sessionOf(c: Context<AppEnv>, limits: PushLimits = {}): Promise<Upload> {
   const id = c.req.param("id") ?? "";
-  const upload = await c.get("storage").uploads.open(repositoryOf(c), id, algorithmOf(c), room?.bytes);
+  const upload = await c.get("storage").uploads.open(repositoryOf(c), id, algorithmOf(c), limits);
   if (!upload) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `no upload ${id.slice(0, 200)} in this repository`);
   return upload;
 }
@@ -135,13 +142,13 @@ function chunkBounds(c: Context<AppEnv>): ChunkBounds {
   return { start: range.start, length: rangeLength };
 }
 
-/** The value of a session's answer, or its refusal as the OCI error a client expects; `room` is what the session was held to. */
-function settle<T>(result: UploadResult<T>, room: Room | null = null): T {
+/** The value of a session's answer, or its refusal as the OCI error a client expects; `quota` is what the request was held to. */
+function settle<T>(result: UploadResult<T>, quota: Quota | null = null): T {
   if (result.ok) return result;
-  throw refusal(result, room);
+  throw refusal(result, quota);
 }
 
-function refusal(failure: UploadFailure, room: Room | null): RegistryError {
+function refusal(failure: UploadFailure, quota: Quota | null): RegistryError {
   // Errors about where an upload stands tell the client where it really ends.
   const range = (size: number) => ({ headers: { Range: uploadRange(size) } });
   switch (failure.reason) {
@@ -170,9 +177,14 @@ function refusal(failure: UploadFailure, room: Room | null): RegistryError {
       return new RegistryError("TOOMANYREQUESTS", `the upload buffers in use reach the limit UPLOAD_BUFFER_BUDGET = ${UPLOAD_BUFFER_BUDGET} bytes; retry shortly`, {
         headers: { "Retry-After": String(RETRY_AFTER_SECONDS), Range: uploadRange(failure.size) },
       });
-    case "over-quota":
+    case "over-quota": {
+      const room = quota && blobRoom(quota);
       if (!room) throw new Error("an upload refused for a quota it was not given");
       return room.refusal;
+    }
+    case "quota-reached":
+      if (!quota) throw new Error("an upload refused for caps it was not given");
+      return capsRefusal(quota, failure.usage, failure.bytes);
     case "completing":
       return new RegistryError("BLOB_UPLOAD_INVALID", "the upload is being completed: repeat its PUT, or cancel it", range(failure.size));
   }

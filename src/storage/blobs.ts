@@ -1,8 +1,11 @@
 import type { Digest } from "../oci/digest";
 import type { ByteRange } from "../oci/range";
 import type { RepositoryName } from "../oci/names";
+import { namespaceOf } from "../auth/scopes";
+import type { QuotaCaps, Usage } from "../oci/quotas";
 import type { Database } from "./database";
 import { clearBlobIntent, forgetIntents, recordIntent } from "./intents";
+import { capValues, usageOf, usageQuery, withinCaps, type UsageRow } from "./quotas";
 import { confirmed, type Databases } from "./session";
 
 /** A blob as a repository holds it: its size and where its bytes are. */
@@ -18,11 +21,17 @@ export interface BlobStat extends StoredBlob {
   createdAt: number;
 }
 
+/** What recording a blob came to: the key that holds its bytes (an earlier copy wins), or what the namespace held when its caps refused it. */
+export type Registration = { stored: string } | { refused: Usage };
+
 /** What a blob DELETE came to: unlinked, not held by the repository, or kept for a manifest that references it. */
 export type Unlink = { result: "unlinked" } | { result: "not-held" } | { result: "referenced"; manifest: Digest };
 
 // A manifest of repository ?1 that references blob ?2.
 const REFERENCING = "SELECT manifest_digest FROM manifest_references WHERE repository = ?1 AND target_digest = ?2 AND target_kind = 'blob' LIMIT 1";
+
+// Whether repository ?1 holds blob ?2.
+const LINKED = "EXISTS (SELECT 1 FROM repository_blobs WHERE repository = ?1 AND digest = ?2)";
 
 // A link made again is dated anew, so that garbage collection does not sweep a link a push or mount just made (migrations/0006_gc.sql).
 const RELINKED = "ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at";
@@ -62,44 +71,43 @@ export class BlobStore {
   /**
    * Makes an existing blob part of a repository without moving bytes: a blob
    * `from` holds, or, without `from`, one any repository holds, and of at
-   * most `maxBytes` (the room the namespace's quotas leave). Returns false
-   * when there is nothing to mount.
+   * most `maxBytes` (the room the namespace's quotas leave), within `caps`.
+   * Returns false when there is nothing to mount.
    */
-  async mount(repository: RepositoryName, digest: Digest, from?: RepositoryName, maxBytes?: number): Promise<boolean> {
-    const held = `SELECT 1 FROM repository_blobs WHERE digest = ?3 AND (?4 IS NULL OR repository = ?4)
-      AND (?5 IS NULL OR (SELECT size FROM blobs WHERE digest = ?3) <= ?5)`;
-    const params = [repository, Date.now(), digest, from ?? null, maxBytes ?? null];
+  async mount(repository: RepositoryName, digest: Digest, from?: RepositoryName, maxBytes?: number, caps?: QuotaCaps): Promise<boolean> {
+    const size = "(SELECT size FROM blobs WHERE digest = ?2)";
+    const held = `SELECT 1 FROM repository_blobs WHERE digest = ?2 AND (?4 IS NULL OR repository = ?4) AND (?5 IS NULL OR ${size} <= ?5)
+      AND (${LINKED} OR ${withinCaps({ repository: "?1", namespace: "?6", size, maxStorageBytes: "?7", maxRepositories: "?8" })})`;
+    const params = [repository, digest, Date.now(), from ?? null, maxBytes ?? null, namespaceOf(repository), ...capValues(caps)];
     const [, , linked] = await this.db.batch([
-      this.db.prepare(`INSERT INTO repositories (name, created_at) SELECT ?1, ?2 WHERE EXISTS (${held}) ON CONFLICT DO NOTHING`).bind(...params),
-      this.db
-        .prepare(`INSERT INTO repository_blobs (repository, digest, created_at) SELECT ?1, ?3, ?2 WHERE EXISTS (${held}) ${RELINKED}`)
-        .bind(...params),
-      this.db.prepare("SELECT 1 AS held FROM repository_blobs WHERE repository = ?1 AND digest = ?2").bind(repository, digest),
+      this.db.prepare(`INSERT INTO repositories (name, created_at) SELECT ?1, ?3 WHERE EXISTS (${held}) ON CONFLICT DO NOTHING`).bind(...params),
+      this.db.prepare(`INSERT INTO repository_blobs (repository, digest, created_at) SELECT ?1, ?2, ?3 WHERE EXISTS (${held}) ${RELINKED}`).bind(...params),
+      this.db.prepare(`SELECT 1 AS held WHERE ${LINKED}`).bind(repository, digest),
     ]);
     return (linked?.results.length ?? 0) > 0;
   }
 
   /**
-   * Records a verified blob for a repository, and clears its key's write
-   * intent if the blob is stored there. Returns the key that holds its bytes
-   * (an earlier copy wins).
+   * Records a verified blob for a repository, unless a blob new to it would
+   * take its namespace past `caps`: then nothing is written. Clears the key's
+   * write intent if the blob is stored there.
    */
-  async register(repository: RepositoryName, blob: StoredBlob): Promise<string> {
+  async register(repository: RepositoryName, blob: StoredBlob, caps?: QuotaCaps): Promise<Registration> {
     const now = Date.now();
-    const results = await this.db.batch<{ object_key: string }>([
-      this.db
-        .prepare("INSERT INTO blobs (digest, size, object_key, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")
-        .bind(blob.digest, blob.size, blob.objectKey, now),
+    const allowed = `(${LINKED} OR ${withinCaps({ repository: "?1", namespace: "?6", size: "?4", maxStorageBytes: "?7", maxRepositories: "?8" })})`;
+    const params = [repository, blob.digest, now, blob.size, blob.objectKey, namespaceOf(repository), ...capValues(caps)];
+    const results = await this.db.batch<{ object_key: string } & UsageRow>([
+      this.db.prepare(`INSERT INTO blobs (digest, size, object_key, created_at) SELECT ?2, ?4, ?5, ?3 WHERE ${allowed} ON CONFLICT DO NOTHING`).bind(...params),
       clearBlobIntent(this.db, blob.objectKey, blob.digest),
-      this.db.prepare("INSERT INTO repositories (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING").bind(repository, now),
+      this.db.prepare(`INSERT INTO repositories (name, created_at) SELECT ?1, ?3 WHERE ${allowed} ON CONFLICT DO NOTHING`).bind(...params),
+      // Last of the writes: it is what adds the bytes to the usage the others read.
+      this.db.prepare(`INSERT INTO repository_blobs (repository, digest, created_at) SELECT ?1, ?2, ?3 WHERE ${allowed} ${RELINKED}`).bind(...params),
       this.db
-        .prepare(`INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?1, ?2, ?3) ${RELINKED}`)
-        .bind(repository, blob.digest, now),
-      this.db.prepare("SELECT object_key FROM blobs WHERE digest = ?1").bind(blob.digest),
+        .prepare(`SELECT b.object_key, u.* FROM (${usageQuery({ repository: "?1", namespace: "?3" })}) u LEFT JOIN blobs b ON b.digest = ?2 AND ${LINKED}`)
+        .bind(repository, blob.digest, namespaceOf(repository)),
     ]);
-    const stored = results[4]?.results[0]?.object_key;
-    if (!stored) throw new Error(`blob ${blob.digest} vanished while being registered`);
-    return stored;
+    const row = results[4]!.results[0]!;
+    return row.object_key ? { stored: row.object_key } : { refused: usageOf(row) };
   }
 
   /** Names `key` in D1 as about to be written, until `expiresAt`: run before its first byte goes to R2. */

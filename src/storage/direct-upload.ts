@@ -1,6 +1,7 @@
 import type { Digest } from "../oci/digest";
 import type { RepositoryName } from "../oci/names";
-import type { BlobStore } from "./blobs";
+import type { QuotaCaps } from "../oci/quotas";
+import type { BlobStore, Registration } from "./blobs";
 import { BodyOverflow, ByteSource, IncompleteBody } from "./byte-source";
 import { REQUEST_INTENT_MARGIN_MS } from "./intents";
 import { leaseBuffers } from "./memory-budget";
@@ -49,19 +50,20 @@ export async function writeObject(io: Omit<DirectIo, "blobs">, key: string, body
  * The key is named in D1 as a write intent before the first byte, and the
  * batch that records the blob clears it: a push that stops between R2 and D1
  * leaves the intent, and garbage collection the object. The first copy of a
- * digest that D1 records wins and a later one is deleted (keeping its
- * intent, in case the deletion never happens). When recording fails, the object is deleted unless D1 points to it (the
- * record committed but its answer was lost): published bytes are never
- * deleted.
+ * digest that D1 records wins and a later one is deleted, as is one that the
+ * namespace's `caps` refuse (each keeping its intent, in case the deletion
+ * never happens). When recording fails, the object is deleted unless D1
+ * points to it (the record committed but its answer was lost): published
+ * bytes are never deleted.
  */
 export async function pushWhole(
   io: DirectIo,
-  target: { repository: RepositoryName; key: string },
+  target: { repository: RepositoryName; key: string; caps?: QuotaCaps },
   digest: Digest,
   body: ReadableStream<Uint8Array> | null,
   length: number,
 ): Promise<UploadResult<{ digest: Digest; size: number }>> {
-  const { repository, key } = target;
+  const { repository, key, caps } = target;
   const { bucket, blobs } = io;
   await blobs.recordIntent(key, Date.now() + REQUEST_INTENT_MARGIN_MS);
   try {
@@ -71,15 +73,19 @@ export async function pushWhole(
     if (error instanceof DigestMismatch) return refused({ reason: "digest-mismatch", expected: digest });
     throw error;
   }
-  let stored: string;
+  let registration: Registration;
   try {
-    stored = await blobs.register(repository, { digest, size: length, objectKey: key });
+    registration = await blobs.register(repository, { digest, size: length, objectKey: key }, caps);
   } catch (error) {
     // Unless D1 says it points elsewhere, the record may have committed: the object stays.
     // (A write request's queries go to the primary, so this reads what the record did.)
     if ((await blobs.objectKeyOf(digest).catch(() => key)) !== key) await bucket.delete(key);
     throw error;
   }
-  if (stored !== key) await bucket.delete(key);
+  if ("refused" in registration) {
+    await bucket.delete(key);
+    return refused({ reason: "quota-reached", bytes: length, usage: registration.refused });
+  }
+  if (registration.stored !== key) await bucket.delete(key);
   return { ok: true, digest, size: length };
 }

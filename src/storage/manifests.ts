@@ -2,10 +2,12 @@ import { namespaceOf } from "../auth/scopes";
 import type { Digest } from "../oci/digest";
 import type { ParsedManifest } from "../oci/manifest";
 import type { Reference, RepositoryName, Tag } from "../oci/names";
+import type { QuotaCaps, Usage } from "../oci/quotas";
 import type { Database } from "./database";
 import { clearManifestIntent, recordIntent, REQUEST_INTENT_MARGIN_MS } from "./intents";
 import { manifestObjectKey } from "./keys";
 import { immutableTagsIn, immutableTagsPolicyIn, type PolicyDefaults } from "./policies";
+import { capValues, usageOf, usageQuery, withinCaps, type UsageRow } from "./quotas";
 import { confirmed, type Databases } from "./session";
 
 /** What HEAD needs: no bytes. */
@@ -35,8 +37,12 @@ export interface ImmutableTag {
   policy: string | null;
 }
 
-/** What a PUT came to: the manifest stored, or refused for the digests its repository lacks or for tags it would move. */
-export type PutResult = { stored: true } | { stored: false; missing: Digest[] } | { stored: false; immutable: ImmutableTag[] };
+/**
+ * What a PUT came to: the manifest stored, or refused for the digests its
+ * repository lacks, for tags it would move, or by its namespace's caps (with
+ * what the namespace held then).
+ */
+export type PutResult = { stored: true } | { stored: false; missing: Digest[] } | { stored: false; immutable: ImmutableTag[] } | { stored: false; refused: Usage };
 
 /** What a DELETE came to: nothing there, or refused for immutable tags it would remove. */
 export type DeleteResult = "deleted" | "unknown" | { immutable: ImmutableTag[] };
@@ -109,13 +115,19 @@ export class ManifestStore {
   /**
    * Stores the manifest (bytes as pushed) and points the tags at it, unless it
    * references blobs or manifests the repository does not hold and is not
-   * `sparse`, or would move a tag that its namespace's policies make
-   * immutable: then nothing is written, and the missing digests or the tags
-   * held come back (a manifest the repository already stores is only tagged).
+   * `sparse`, would move a tag that its namespace's policies make immutable,
+   * or would take its namespace past `caps`: then nothing is written, and the
+   * missing digests, the tags held or the namespace's usage come back (a
+   * manifest the repository already stores is only tagged).
    * One transaction checks and writes, so neither a blob DELETE nor another
    * PUT of the same tag can land between them.
    */
-  async put(repository: RepositoryName, manifest: NewManifest, tags: Tag[], { sparse, defaults }: { sparse: boolean; defaults: PolicyDefaults }): Promise<PutResult> {
+  async put(
+    repository: RepositoryName,
+    manifest: NewManifest,
+    tags: Tag[],
+    { sparse, defaults, caps }: { sparse: boolean; defaults: PolicyDefaults; caps?: QuotaCaps },
+  ): Promise<PutResult> {
     const { digest, bytes, parsed } = manifest;
     const inline = bytes.length <= INLINE_BYTES;
     const now = Date.now();
@@ -130,11 +142,12 @@ export class ManifestStore {
     }
     const references = [repository, digest, JSON.stringify(parsed.blobs), JSON.stringify(parsed.manifests)];
     const tagRules = [JSON.stringify(tags), namespaceOf(repository), defaults.immutableTags ? 1 : 0];
-    const results = await this.db.batch<{ digest: Digest } & ImmutableTag>([
+    const within = withinCaps({ repository: "?1", namespace: "?15", size: "?6", maxStorageBytes: "?17", maxRepositories: "?18" });
+    const results = await this.db.batch<{ digest: Digest } & ImmutableTag & UsageRow & { stored: number }>([
       this.db
         .prepare(
           `INSERT INTO manifests (repository, digest, media_type, size, content, object_key, subject, artifact_type, annotations, created_at)
-           SELECT ?1, ?2, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE (?13 OR NOT EXISTS (${MISSING})) AND NOT ${movesImmutableTag("?14", "?15", "?16")}
+           SELECT ?1, ?2, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE (?13 OR NOT EXISTS (${MISSING})) AND NOT ${movesImmutableTag("?14", "?15", "?16")} AND ${within}
            ON CONFLICT DO NOTHING`,
         )
         .bind(
@@ -149,6 +162,7 @@ export class ManifestStore {
           now,
           sparse ? 1 : 0,
           ...tagRules,
+          ...capValues(caps),
         ),
       // Each write from here on happens only if the manifest is stored.
       this.db
@@ -175,13 +189,16 @@ export class ManifestStore {
            WHERE repository = ?1 AND name IN (SELECT value FROM json_each(?3)) AND digest <> ?2 AND ${immutableTagsIn("?4", "?5")}`,
         )
         .bind(repository, digest, ...tagRules),
+      this.db.prepare(`SELECT ${STORED} AS stored, u.* FROM (${usageQuery({ repository: "?1", namespace: "?3" })}) u`).bind(repository, digest, namespaceOf(repository)),
       // Last, so the results above keep their places; only for a manifest stored in R2.
       ...(objectKey ? [clearManifestIntent(this.db, objectKey, repository, digest)] : []),
     ]);
     const immutable: ImmutableTag[] = results[5]!.results;
     if (immutable.length > 0) return { stored: false, immutable };
     const missing = results[4]!.results.map((r) => r.digest);
-    return missing.length === 0 ? { stored: true } : { stored: false, missing };
+    if (missing.length > 0) return { stored: false, missing };
+    const outcome = results[6]!.results[0]!;
+    return outcome.stored ? { stored: true } : { stored: false, refused: usageOf(outcome) };
   }
 
   /** Deletes a tag, unless its namespace's policies make tags immutable: deleting and pushing again would move it. */

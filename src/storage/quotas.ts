@@ -1,5 +1,5 @@
 import { namespaceOf } from "../auth/scopes";
-import type { Binding, Quota } from "../oci/quotas";
+import type { Binding, Quota, QuotaCaps, Usage } from "../oci/quotas";
 import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
 import { columnOf, type PolicyDefaults } from "./policies";
@@ -24,6 +24,36 @@ export interface NamespaceUsage {
   namespace: string;
   bytes: number;
   repositories: number;
+}
+
+/**
+ * SQL, true when `size` more bytes in `repository` keep its namespace within
+ * the caps (parameters `maxStorageBytes` and `maxRepositories`, NULL for no
+ * limit) as its usage stands when the statement runs: in the transaction of
+ * the write that would take them, so concurrent pushes cannot each pass it.
+ */
+export function withinCaps(p: { repository: string; namespace: string; size: string; maxStorageBytes: string; maxRepositories: string }): string {
+  return `((${p.maxStorageBytes} IS NULL OR COALESCE((SELECT bytes FROM namespace_usage WHERE namespace = ${p.namespace}), 0) + ${p.size} <= ${p.maxStorageBytes})
+    AND (${p.maxRepositories} IS NULL OR EXISTS (SELECT 1 FROM repositories WHERE name = ${p.repository})
+      OR COALESCE((SELECT repositories FROM namespace_usage WHERE namespace = ${p.namespace}), 0) < ${p.maxRepositories}))`;
+}
+
+/** The values of withinCaps's two limits, in its parameters' order. */
+export function capValues(caps: QuotaCaps | undefined): [number | null, number | null] {
+  return [caps?.maxStorageBytes ?? null, caps?.maxRepositories ?? null];
+}
+
+/** SQL, one UsageRow: what the namespace (parameter `namespace`) holds, and whether `repository` is one of its repositories. */
+export function usageQuery(p: { repository: string; namespace: string }): string {
+  return `SELECT COALESCE(u.bytes, 0) AS used_bytes, COALESCE(u.repositories, 0) AS repositories,
+      EXISTS (SELECT 1 FROM repositories WHERE name = ${p.repository}) AS repository_exists
+    FROM (SELECT 1) LEFT JOIN namespace_usage u ON u.namespace = ${p.namespace}`;
+}
+
+export type UsageRow = { used_bytes: number; repositories: number; repository_exists: number };
+
+export function usageOf(row: UsageRow): Usage {
+  return { usedBytes: row.used_bytes, repositories: row.repositories, repositoryExists: row.repository_exists === 1 };
 }
 
 /**

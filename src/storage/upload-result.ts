@@ -1,4 +1,5 @@
 import type { Digest } from "../oci/digest";
+import type { Usage } from "../oci/quotas";
 
 /** Why an upload request was refused; routes turn each into its OCI error. `size` is what the upload holds. */
 export type UploadFailure =
@@ -20,6 +21,11 @@ export type UploadFailure =
   | { reason: "out-of-memory"; size: number }
   /** The upload would pass its namespace's quota (SessionTarget's maxBytes): it has been discarded, nothing of it kept. */
   | { reason: "over-quota" }
+  /**
+   * The verified blob of `bytes` would pass its namespace's caps (SessionTarget's caps) as `usage`, what the
+   * namespace held when it was to be recorded, shows: other pushes took the room. Discarded, nothing of it kept.
+   */
+  | { reason: "quota-reached"; bytes: number; usage: Usage }
   /** A completion was interrupted after the bytes were verified: only its PUT (or a cancel) can go on. */
   | { reason: "completing"; size: number };
 

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { algorithmOf, digestBytes, digestStream, Hasher, hexOf, type Algorithm, type Digest } from "../oci/digest";
 import type { RepositoryName } from "../oci/names";
+import type { QuotaCaps } from "../oci/quotas";
 import { BlobStore } from "./blobs";
 import { BodyOverflow, ByteSource, IncompleteBody } from "./byte-source";
 import type { Database } from "./database";
@@ -29,6 +30,8 @@ export interface SessionTarget {
    * discards the whole upload: nothing partial is kept.
    */
   maxBytes?: number;
+  /** What the namespace's usage must stay within when the blob is recorded, as the Worker read it for this request. */
+  caps?: QuotaCaps;
 }
 
 /** What a chunk's headers say of it: where it starts (Content-Range) and how long it is. */
@@ -161,7 +164,7 @@ export class UploadSession extends DurableObject<Env> {
       const interrupted = this.#load(io, target);
       if (interrupted?.kind === "publishing" && digest === interrupted.digest) {
         if (this.#writing) return refused({ reason: "busy", size: interrupted.size });
-        return this.#exclusive(io, interrupted, undefined, {}, () => this.#publish(io, interrupted));
+        return this.#exclusive(io, interrupted, undefined, {}, () => this.#publish(io, interrupted, target));
       }
       const state = await this.#current(io, target);
       if (!state) return refused({ reason: "unknown" });
@@ -182,7 +185,7 @@ export class UploadSession extends DurableObject<Env> {
           await io.bucket.delete(this.#key(object));
           return refused({ reason: "unknown" });
         }
-        return this.#publish(io, publishing);
+        return this.#publish(io, publishing, target);
       });
     });
   }
@@ -507,12 +510,16 @@ export class UploadSession extends DurableObject<Env> {
 
   /**
    * Records the verified blob in D1, where the first copy of a digest wins:
-   * a later copy is deleted. Ends the session.
+   * a later copy is deleted, as is one the namespace's caps refuse. Ends the session.
    */
-  async #publish(io: Io, state: Publishing): Promise<UploadResult<{ digest: Digest; size: number }>> {
+  async #publish(io: Io, state: Publishing, { caps }: Pick<SessionTarget, "caps">): Promise<UploadResult<{ digest: Digest; size: number }>> {
     const key = this.#key(state);
-    const stored = await io.blobs.register(state.repository, { digest: state.digest, size: state.size, objectKey: key });
-    if (stored !== key) await io.bucket.delete(key);
+    const registration = await io.blobs.register(state.repository, { digest: state.digest, size: state.size, objectKey: key }, caps);
+    if ("refused" in registration) {
+      await this.#discard(io, state);
+      return refused({ reason: "quota-reached", bytes: state.size, usage: registration.refused });
+    }
+    if (registration.stored !== key) await io.bucket.delete(key);
     io.state.end();
     return { ok: true, digest: state.digest, size: state.size };
   }

@@ -9,6 +9,9 @@ import { issueUploadId, uploadExpiry, verifyUploadId } from "./upload-id";
 import type { UploadResult } from "./upload-result";
 import type { ChunkBounds, SessionTarget, UploadSession } from "./upload-session";
 
+/** What a push is held to by its namespace's quotas, as the request read them. */
+export type PushLimits = Pick<SessionTarget, "maxBytes" | "caps">;
+
 /** The repository-facing side of uploads: issues session ids and checks them, and pushes whole blobs that need no session. */
 export class Uploads {
   constructor(
@@ -21,19 +24,20 @@ export class Uploads {
     private readonly lifetimeSeconds: number,
   ) {}
 
-  /** A new upload. Nothing is stored yet: the session begins with its first request. `maxBytes`: the quota its requests are held to. */
-  async create(repository: RepositoryName, algorithm: Algorithm, maxBytes?: number): Promise<Upload> {
+  /** A new upload. Nothing is stored yet: the session begins with its first request. `limits`: the quotas its requests are held to. */
+  async create(repository: RepositoryName, algorithm: Algorithm, limits: PushLimits = {}): Promise<Upload> {
     const objectId = this.namespace.newUniqueId();
     const now = Date.now();
     const id = await issueUploadId(this.#secret(), repository, objectId.toString(), now);
-    return new Upload(id, targetOf(repository, algorithm, uploadExpiry(now, this.lifetimeSeconds), maxBytes), this.namespace.get(objectId), this.meter);
+    return new Upload(id, { repository, algorithm, expiresAt: uploadExpiry(now, this.lifetimeSeconds), ...limits }, this.namespace.get(objectId), this.meter);
   }
 
   /** The upload an id names, if it was issued for this repository and has not expired. */
-  async open(repository: RepositoryName, uploadId: string, algorithm: Algorithm, maxBytes?: number): Promise<Upload | null> {
+  async open(repository: RepositoryName, uploadId: string, algorithm: Algorithm, limits: PushLimits = {}): Promise<Upload | null> {
     const issued = await verifyUploadId(this.#secret(), repository, uploadId, Date.now(), this.lifetimeSeconds);
     if (!issued) return null;
-    return new Upload(uploadId, targetOf(repository, algorithm, issued.expiresAt, maxBytes), this.namespace.get(this.namespace.idFromString(issued.objectId)), this.meter);
+    const stub = this.namespace.get(this.namespace.idFromString(issued.objectId));
+    return new Upload(uploadId, { repository, algorithm, expiresAt: issued.expiresAt, ...limits }, stub, this.meter);
   }
 
   /**
@@ -47,13 +51,13 @@ export class Uploads {
     digest: Digest,
     body: ReadableStream<Uint8Array> | null,
     chunk: ChunkBounds,
-    maxBytes?: number,
+    limits: PushLimits = {},
   ): Promise<UploadResult<{ digest: Digest; size: number }>> {
-    if (!isWholeObject(chunk)) return (await this.create(repository, algorithm, maxBytes)).complete(digest, body, chunk);
+    if (!isWholeObject(chunk)) return (await this.create(repository, algorithm, limits)).complete(digest, body, chunk);
     // An announced length past the quota is refused by the route before any byte is read.
     // A fresh id of the kind sessions have, so the blob's key is like any upload's; no session ever takes it.
     const key = blobObjectKey(this.namespace.newUniqueId().toString());
-    return pushWhole({ bucket: this.bucket, blobs: this.blobs, meter: this.meter }, { repository, key }, digest, body, chunk.length);
+    return pushWhole({ bucket: this.bucket, blobs: this.blobs, meter: this.meter }, { repository, key, caps: limits.caps }, digest, body, chunk.length);
   }
 
   #secret(): string {
@@ -97,10 +101,6 @@ export class Upload {
     this.meter.add(cost);
     return result;
   }
-}
-
-function targetOf(repository: RepositoryName, algorithm: Algorithm, expiresAt: number, maxBytes: number | undefined): SessionTarget {
-  return maxBytes === undefined ? { repository, algorithm, expiresAt } : { repository, algorithm, expiresAt, maxBytes };
 }
 
 /** Whether a body of this announced length and range can be streamed into one R2 object from the Worker. */

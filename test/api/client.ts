@@ -124,7 +124,7 @@ export function sessionOf(location: string) {
  * `register`, which gets the real one: so a test decides when the record
  * commits and what the session hears back.
  */
-export async function interceptRegister(location: string, register: (real: BlobStore["register"], ...args: Parameters<BlobStore["register"]>) => Promise<string>): Promise<void> {
+export async function interceptRegister(location: string, register: (real: BlobStore["register"], ...args: Parameters<BlobStore["register"]>) => ReturnType<BlobStore["register"]>): Promise<void> {
   await runInDurableObject(sessionOf(location), (instance) => {
     // Each call to the session builds its own store: the next one built records through `register`.
     const session = instance as unknown as { blobStore: (...args: ConstructorParameters<typeof BlobStore>) => BlobStore };

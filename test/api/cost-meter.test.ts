@@ -146,13 +146,13 @@ describe("a docker-shaped layer push: POST, one PATCH without Content-Length, PU
 });
 
 describe("a manifest PUT (a D1 write path)", () => {
-  it("is the quota's D1 read, then one D1 batch of six statements (the last reports tags an immutability policy holds), counting the rows they write and the body bytes the Worker reads", async () => {
+  it("is the quota's D1 read, then one D1 batch of seven statements (the last two report tags an immutability policy holds, and whether the quota let it be stored), counting the rows they write and the body bytes the Worker reads", async () => {
     const repo = uniqueRepo();
     const { bytes } = await pushImage(repo, 2);
     const response = await putManifest(repo, "v1", bytes);
     expect(response.status).toBe(201);
     const cost = costOf(response);
-    expect(cost).toMatchObject({ d1Queries: 7, r2ClassA: 0, r2ClassB: 0, doRequests: 0, bytesIn: bytes.length, bytesOut: 0 });
+    expect(cost).toMatchObject({ d1Queries: 8, r2ClassA: 0, r2ClassB: 0, doRequests: 0, bytesIn: bytes.length, bytesOut: 0 });
     // At least the manifest, its three references (config and two layers) and the tag.
     expect(cost.d1RowsWritten).toBeGreaterThanOrEqual(5);
   });

@@ -175,8 +175,8 @@ describe("a manifest too large for its D1 row", () => {
     const { bytes, digest } = await largeManifest(a);
     const stored = await putManifest(a, "v1", bytes);
     expect(stored.status).toBe(201);
-    // One D1 query names the key, then one batch of seven statements stores the manifest and clears it; one R2 put between them.
-    expect(costOf(stored)).toMatchObject({ d1Queries: 9, r2ClassA: 1, r2ClassB: 0, doRequests: 0 });
+    // One D1 query names the key, then one batch of eight statements stores the manifest and clears it; one R2 put between them.
+    expect(costOf(stored)).toMatchObject({ d1Queries: 10, r2ClassA: 1, r2ClassB: 0, doRequests: 0 });
     // b's copy of the same manifest must not share a's key: garbage collection may delete either while the other is being written.
     // (b lacks its blobs: a mirror copying the manifest alone.)
     const copied = await fetchWithEnv({ SPARSE_MANIFESTS: "accept" }, `/v2/${b}/manifests/v1`, { method: "PUT", headers: { "Content-Type": OCI_MANIFEST }, body: bytes });

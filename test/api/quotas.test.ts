@@ -231,6 +231,83 @@ describe("a namespace's repository limit", () => {
   });
 });
 
+/** How many objects hold blobs' bytes in R2. */
+async function blobObjectCount(): Promise<number> {
+  let count = 0;
+  let cursor: string | undefined;
+  do {
+    const listing = await env.BLOBS.list({ prefix: "blobs/", ...(cursor ? { cursor } : {}) });
+    count += listing.objects.length;
+    cursor = listing.truncated ? listing.cursor : undefined;
+  } while (cursor);
+  return count;
+}
+
+describe("concurrent pushes into a namespace", () => {
+  // Each push passes the check made when it begins; the write that makes it visible checks again, as usage stands then.
+  it("never take it past its storage limit, whichever way their blobs come", async () => {
+    // Monolithic POSTs, and docker's POST, PATCH, PUT with each upload holding its bytes before any completes.
+    const pushes = {
+      monolithic: async (repo: string, bytes: Uint8Array<ArrayBuffer>[]) => Promise.all(bytes.map(async (blob) => monolithic(repo, blob, await digestOf(blob)))),
+      chunked: async (repo: string, bytes: Uint8Array<ArrayBuffer>[]) => {
+        const locations = await Promise.all(bytes.map(() => openUpload(repo)));
+        for (const [i, location] of locations.entries()) expect((await fetchRegistry(location, { method: "PATCH", body: bytes[i] })).status).toBe(202);
+        const responses = await Promise.all(locations.map(async (location, i) => fetchRegistry(withDigest(location, await digestOf(bytes[i]!)), { method: "PUT" })));
+        return responses;
+      },
+    };
+    for (const push of Object.values(pushes)) {
+      const namespace = await namespaceWith({ maxStorageBytes: 5000 });
+      const repo = `${namespace}/app`;
+      const blobs = Array.from({ length: 3 }, () => randomBytes(3000));
+      const objects = await blobObjectCount();
+      const responses = await push(repo, blobs);
+      expect(responses.filter((response) => response.status === 201)).toHaveLength(1);
+      for (const response of responses.filter((response) => response.status !== 201)) {
+        await expectRefused(response, 413, "SIZE_INVALID", new RegExp(`^push exceeds the storage limit of 5 kB for namespace ${namespace} \\(policy ${namespace}\\): 3 kB in use$`));
+      }
+      expect((await usageOf(namespace)).bytes).toBe(3000);
+      // What was refused is not visible, and its bytes are gone from R2.
+      expect(await blobObjectCount()).toBe(objects + 1);
+      for (const [i, bytes] of blobs.entries()) {
+        const head = await fetchRegistry(`/v2/${repo}/blobs/${await digestOf(bytes)}`, { method: "HEAD" });
+        expect(head.status).toBe(responses[i]!.status === 201 ? 200 : 404);
+      }
+    }
+  });
+
+  it("never store manifests past its storage limit", async () => {
+    const namespace = await namespaceWith({ maxStorageBytes: 5000 });
+    const repo = `${namespace}/app`;
+    const config = randomBytes(100);
+    await pushBlob(repo, config);
+    const manifests = ["a", "b", "c"].map(async (padding) =>
+      json({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: await descriptorOf(config, OCI_CONFIG), layers: [], annotations: { padding: padding.repeat(2000) } }),
+    );
+    const responses = await Promise.all(manifests.map(async (bytes, i) => putManifest(repo, `v${i}`, await bytes)));
+    expect(responses.filter((response) => response.status === 201)).toHaveLength(2);
+    const refused = responses.find((response) => response.status !== 201)!;
+    await expectRefused(refused, 413, "SIZE_INVALID", /^push exceeds the storage limit of 5 kB/);
+    const tags = (await (await fetchRegistry(`/v2/${repo}/tags/list`)).json()) as { tags: string[] };
+    expect(tags.tags).toHaveLength(2);
+    expect((await usageOf(namespace)).bytes).toBeLessThanOrEqual(5000);
+  });
+
+  it("never create repositories past its count", async () => {
+    const namespace = await namespaceWith({ maxRepositories: 1 });
+    const pushes = ["a", "b", "c"].map(async (name) => {
+      const bytes = randomBytes(100);
+      return monolithic(`${namespace}/${name}`, bytes, await digestOf(bytes));
+    });
+    const responses = await Promise.all(pushes);
+    expect(responses.filter((response) => response.status === 201)).toHaveLength(1);
+    for (const response of responses.filter((response) => response.status !== 201)) {
+      await expectRefused(response, 403, "DENIED", new RegExp(`namespace ${namespace} has 1 repositories, its limit \\(policy ${namespace}\\)`));
+    }
+    expect((await usageOf(namespace)).repositories).toBe(1);
+  });
+});
+
 describe("several policies matching a namespace", () => {
   it("hold it to the most restrictive limit, a policy without limit lifting none", async () => {
     const namespace = uniqueName("strict");
