@@ -73,27 +73,33 @@ export function enforceManifestLimits(manifest: ParsedManifest, limits: Limits):
   }
 }
 
+// A referrers response is an image index: its descriptors joined between these, as JSON.stringify of the whole would write it.
+const REFERRERS_HEAD = JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex }).slice(0, -1) + ',"manifests":[';
+const REFERRERS_TAIL = "]}";
+
+/** A referrers response: an image index of `descriptors`, the JSON texts of its descriptors joined by commas. */
+export function referrersIndex(descriptors: string): string {
+  return REFERRERS_HEAD + descriptors + REFERRERS_TAIL;
+}
+
 /**
- * A referrers response: an image index of the first of `descriptors` (each
- * one's JSON text), as many as fit in MAX_REFERRERS_PAGE_BYTES, and at least
- * one, so a client following the Link always moves on. `count` says how many it holds.
+ * The most UTF-8 bytes a page's descriptors, joined by commas, may have for
+ * its index to stay within MAX_REFERRERS_PAGE_BYTES. A page holds at least
+ * one descriptor whatever its size, so a client following the Link always moves on.
  */
-export function referrersPage(descriptors: readonly string[], limits: Limits): { json: string; count: number } {
-  // The index is the descriptors joined, as JSON.stringify of the whole would write it.
-  const head = JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex }).slice(0, -1) + ',"manifests":[';
-  const tail = "]}";
-  // A UTF-16 unit is at most 3 UTF-8 bytes: a page that fits even so (any page of small descriptors) needs no byte count.
-  const units = descriptors.reduce((sum, entry) => sum + entry.length + 1, head.length + tail.length);
-  if (units * 3 <= limits.MAX_REFERRERS_PAGE_BYTES) return { json: head + descriptors.join(",") + tail, count: descriptors.length };
-  const entries: string[] = [];
-  let size = utf8Length(head) + tail.length;
-  for (const entry of descriptors) {
-    // A comma before every entry but the first.
-    size += utf8Length(entry) + (entries.length > 0 ? 1 : 0);
-    if (entries.length > 0 && size > limits.MAX_REFERRERS_PAGE_BYTES) break;
-    entries.push(entry);
+export function referrersPageBudget(limits: Limits): number {
+  // Both are ASCII: a character is a byte.
+  return limits.MAX_REFERRERS_PAGE_BYTES - REFERRERS_HEAD.length - REFERRERS_TAIL.length;
+}
+
+/** How many of `descriptors` (JSON texts, in order) a page takes: as many as fit in `budget` UTF-8 bytes joined by commas, and at least one. */
+export function descriptorsThatFit(descriptors: readonly string[], budget: number): number {
+  let size = -1;
+  for (const [i, descriptor] of descriptors.entries()) {
+    size += utf8Length(descriptor) + 1;
+    if (i > 0 && size > budget) return i;
   }
-  return { json: head + entries.join(",") + tail, count: entries.length };
+  return descriptors.length;
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;

@@ -1,45 +1,60 @@
 import type { Digest } from "../oci/digest";
+import { descriptorsThatFit } from "../oci/limits";
 import type { PageRequest } from "../oci/pagination";
 import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
-import { toPage, type Page } from "./page";
 
-/**
- * An entry of a referrers list: the descriptor of a manifest whose subject is
- * the digest asked about, as the JSON text a referrers page carries.
- */
-export interface Referrer {
-  digest: Digest;
-  descriptor: string;
+/** A page of a referrers list: the descriptors of manifests whose subject is the digest asked about. */
+export interface ReferrersPage {
+  /** The descriptors' JSON texts in digest order, joined by commas ("" when there are none). */
+  descriptors: string;
+  /** The digest of the page's last descriptor, where the next page begins; null when the page is empty. */
+  last: Digest | null;
+  /** Whether referrers follow the last one. */
+  more: boolean;
 }
 
-type Row = { digest: Digest; media_type: string; size: number; artifact_type: string | null; annotations: string | null };
+/*
+ * A manifest row's descriptor, as JSON.stringify would write it: media types
+ * are checked against their grammar when pushed, so json_quote escapes
+ * nothing it would not, a digest needs no escaping, and the annotations
+ * column holds JSON.stringify's output from the manifest PUT.
+ */
+const DESCRIPTOR = `'{"mediaType":' || json_quote(media_type) || ',"digest":"' || digest || '","size":' || size
+  || coalesce(',"artifactType":' || json_quote(artifact_type), '') || coalesce(',"annotations":' || annotations, '') || '}'`;
+
+// The first ?5 referrers of repository ?1 to subject ?2 after digest ?3, of artifact type ?4 if not NULL, with their descriptors.
+const LISTED = `SELECT digest, ${DESCRIPTOR} AS descriptor FROM manifests
+  WHERE repository = ?1 AND subject = ?2 AND digest > ?3 AND (?4 IS NULL OR artifact_type = ?4) ORDER BY digest LIMIT ?5`;
+
+/*
+ * The page as one row: SQLite joins the descriptors (reading the rows in the
+ * order LISTED sorts them), counts their UTF-8 bytes, and looks for a
+ * referrer after the last, so the Worker turns no row into an object.
+ */
+const JOINED = `SELECT page.*, EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND subject = ?2 AND digest > page.last AND (?4 IS NULL OR artifact_type = ?4)) AS more
+  FROM (SELECT group_concat(descriptor, ',') AS descriptors, sum(length(CAST(descriptor AS BLOB)) + 1) - 1 AS bytes, max(digest) AS last FROM (${LISTED})) page`;
+
+type JoinedRow = { descriptors: string | null; bytes: number | null; last: Digest | null; more: number };
 
 /** The referrers index: manifests by subject, paged by digest over (repository, subject, digest). */
 export class ReferrerIndex {
   constructor(private readonly db: Database) {}
 
-  async list(repository: RepositoryName, subject: Digest, page: PageRequest, artifactType?: string): Promise<Page<Referrer>> {
-    if (page.limit === 0) return { items: [], more: false };
-    const { results } = await this.db
-      .prepare(
-        `SELECT digest, media_type, size, artifact_type, annotations FROM manifests
-         WHERE repository = ?1 AND subject = ?2 AND digest > ?3 AND (?4 IS NULL OR artifact_type = ?4)
-         ORDER BY digest LIMIT ?5`,
-      )
-      .bind(repository, subject, page.last ?? "", artifactType ?? null, page.limit + 1)
-      .all<Row>();
-    return toPage(results.map(toReferrer), page.limit);
+  /**
+   * The first `page.limit` referrers after `page.last`, cut before their
+   * descriptors, joined, pass `maxBytes` UTF-8 bytes (but never before the first).
+   */
+  async page(repository: RepositoryName, subject: Digest, page: PageRequest, maxBytes: number, artifactType?: string): Promise<ReferrersPage> {
+    if (page.limit === 0) return { descriptors: "", last: null, more: false };
+    const params = [repository, subject, page.last ?? "", artifactType ?? null, page.limit];
+    const joined = await this.db.prepare(JOINED).bind(...params).first<JoinedRow>();
+    if (!joined?.last) return { descriptors: "", last: null, more: false };
+    if (joined.bytes! <= maxBytes) return { descriptors: joined.descriptors!, last: joined.last, more: joined.more === 1 };
+    // Past the limit (descriptors with large annotations): read again one by one, to cut it.
+    const { results } = await this.db.prepare(LISTED).bind(...params).all<{ digest: Digest; descriptor: string }>();
+    const count = descriptorsThatFit(results.map((row) => row.descriptor), maxBytes);
+    const kept = results.slice(0, count);
+    return { descriptors: kept.map((row) => row.descriptor).join(","), last: kept.at(-1)!.digest, more: count < results.length || joined.more === 1 };
   }
-}
-
-// Written as text, not parsed and serialized again: the annotations column holds
-// JSON.stringify's output from the manifest PUT, and a digest needs no escaping.
-function toReferrer(row: Row): Referrer {
-  const artifactType = row.artifact_type ? `,"artifactType":${JSON.stringify(row.artifact_type)}` : "";
-  const annotations = row.annotations ? `,"annotations":${row.annotations}` : "";
-  return {
-    digest: row.digest,
-    descriptor: `{"mediaType":${JSON.stringify(row.media_type)},"digest":"${row.digest}","size":${row.size}${artifactType}${annotations}}`,
-  };
 }

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 import { PART_SIZE } from "../../src/storage/part-writer";
 import { Meter, type Cost } from "../../src/storage/meter";
 import { adminAuthorization } from "./auth";
-import { costOf, digestOf, fetchRegistry, fetchWithEnv, pushBlob, pushImage, putManifest, randomBytes, streamOf, uniqueRepo, withDigest } from "./client";
+import { costOf, digestOf, fetchRegistry, fetchWithEnv, json, OCI_MANIFEST, pushBlob, pushImage, putManifest, randomBytes, streamOf, uniqueRepo, withDigest } from "./client";
 
 // What a request that touches no storage costs: a fresh meter.
 const NO_COST: Cost = new Meter().cost;
@@ -112,6 +112,20 @@ describe("blob HEAD", () => {
     const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "HEAD" });
     expect(response.status).toBe(200);
     expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number) });
+  });
+});
+
+describe("a referrers page", () => {
+  it("is one D1 query reading a row per referrer and one more (is there a next page?), which answers one row: SQLite joins the descriptors", async () => {
+    const repo = uniqueRepo();
+    const { manifest } = await pushImage(repo);
+    const subject = `sha256:${"4".repeat(64)}`;
+    for (const note of ["a", "b", "c"]) {
+      expect((await putManifest(repo, note, json({ ...manifest, subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 }, annotations: { note } }))).status).toBe(201);
+    }
+    const response = await fetchRegistry(`/v2/${repo}/referrers/${subject}`);
+    expect(((await response.clone().json()) as { manifests: unknown[] }).manifests).toHaveLength(3);
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 4 });
   });
 });
 

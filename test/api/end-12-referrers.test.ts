@@ -64,6 +64,19 @@ describe("end-12a GET /v2/<name>/referrers/<digest>", () => {
     expect(index.manifests).toStrictEqual([{ mediaType: OCI_MANIFEST, digest, size: bytes.length, artifactType: "application/vnd.oci.image.config.v1+json" }]);
   });
 
+  it("writes the index byte for byte as JSON.stringify would, annotations' escapes and all", async () => {
+    const repo = uniqueRepo();
+    const subject = `sha256:${"3".repeat(64)}`;
+    const { manifest } = await pushImage(repo);
+    const annotations = { "org.example.note": 'a "quote", a \\ backslash, a\nnewline, a tab\t, U+2028 \u2028, é€😀 and \u0001' };
+    const bytes = json({ ...manifest, artifactType: "application/vnd.example.sbom+json", subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 }, annotations });
+    const digest = await digestOf(bytes);
+    expect((await putManifest(repo, digest, bytes)).status).toBe(201);
+    const response = await fetchRegistry(`/v2/${repo}/referrers/${subject}`);
+    const descriptor = { mediaType: OCI_MANIFEST, digest, size: bytes.length, artifactType: "application/vnd.example.sbom+json", annotations };
+    expect(await response.text()).toBe(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [descriptor] }));
+  });
+
   it("answers an empty index for a digest nothing refers to", async () => {
     const { response, index } = await referrersOf(uniqueRepo(), `sha256:${"2".repeat(64)}`);
     expect(response.status).toBe(200);

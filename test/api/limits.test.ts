@@ -100,6 +100,21 @@ describe("MAX_REFERRERS_PAGE_BYTES: referrers pages of at most 4 MiB of JSON by 
     const rest = (await (await fetchWithEnv(limits, next!)).json()) as { manifests: unknown[] };
     expect(rest.manifests).toEqual(listed.slice(2));
   });
+
+  it("holds at least one descriptor, however large, so a client following the Link moves on", async () => {
+    const { repo, artifact } = await artifacts();
+    for (let n = 0; n < 2; n++) {
+      const bytes = artifact({ subject: SUBJECT, annotations: { note: String(n).repeat(1000) } });
+      expect((await putManifest(repo, await digestOf(bytes), bytes)).status).toBe(201);
+    }
+    const limits = { MAX_REFERRERS_PAGE_BYTES: "100" };
+    const first = await fetchWithEnv(limits, `/v2/${repo}/referrers/${SUBJECT.digest}`);
+    expect(((await first.json()) as { manifests: unknown[] }).manifests).toHaveLength(1);
+    const next = first.headers.get("Link")?.match(/^<([^>]+)>; rel="next"$/)?.[1];
+    const second = await fetchWithEnv(limits, next!);
+    expect(((await second.json()) as { manifests: unknown[] }).manifests).toHaveLength(1);
+    expect(second.headers.get("Link")).toBeNull();
+  });
 });
 
 describe("the limits' vars", () => {
