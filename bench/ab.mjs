@@ -41,6 +41,8 @@ const WORKLOADS = {
   "referrers-first": referrersWorkload("the first page (n=100) of 1,000 referrers, with a Link to the next, c=8", () => "?n=100"),
   "referrers-one-page": referrersWorkload("all 1,000 referrers in one page (no n: the server's page size), c=8", () => ""),
   "referrers-deep": referrersWorkload("the last page (n=100) of 1,000 referrers, no Link, c=8", ({ referrers }) => `?n=100&last=${lastBefore(referrers, 100)}`),
+  "tags-first": tagsWorkload("the first page (n=100) of 1,000 tags, with a Link to the next, c=8", "?n=100"),
+  "tags-one-page": tagsWorkload("all 1,000 tags in one page (no n: the server's page size), c=8", ""),
   "manifest-get": manifestWorkload("manifest GET by tag (a manifest of about 400 bytes), c=32", 32, () => "the image"),
   "manifest-get-large": manifestWorkload("manifest GET by tag (a manifest of 256 KiB, kept in its D1 row), c=8", 8, () => "x".repeat(256 * 1024)),
 };
@@ -62,6 +64,23 @@ function referrersWorkload(about, query) {
     },
     floor: (data) => [{ target: target(data) }],
     request: (client, data) => client.referrersPage(target(data)),
+  };
+}
+
+/** 1,000 tags of one image, and one page of them: `query` picks which. */
+function tagsWorkload(about, query) {
+  const target = `/v2/${REPO}/tags/list${query}`;
+  return {
+    about,
+    concurrency: 8,
+    data: () => ({ ...imageOf(), tags: Array.from({ length: 1000 }, (_, i) => `v${String(i).padStart(4, "0")}`) }),
+    async seed(client, { tags, ...image }) {
+      await pushImage(client, image, tags[0]);
+      const pool = await runPool({ count: tags.length - 1, concurrency: 8, task: (i) => client.putManifest(REPO, tags[i + 1], image.manifest) });
+      if (pool.failures.length > 0) throw pool.failures[0];
+    },
+    floor: () => [{ target }],
+    request: (client) => client.tagsPage(target),
   };
 }
 
