@@ -11,11 +11,12 @@ export const tags = new Hono<AppEnv>();
 
 tags.get(`/${NAME}/tags/list`, requires("pull"), async (c) => {
   const repository = repositoryOf(c);
-  const last = c.req.query("last");
-  const page = parsePageRequest(c.req.query("n"), last === undefined || last === "" ? undefined : parseTag(last), MAX_NAMES_PAGE);
+  const after = c.req.query("last");
+  const page = parsePageRequest(c.req.query("n"), after === undefined || after === "" ? undefined : parseTag(after), MAX_NAMES_PAGE);
   const listed = await c.get("storage").tags.list(repository, page);
   if (!listed) throw new RegistryError("NAME_UNKNOWN", { name: repository });
-  const { items, more } = listed;
-  if (more) c.header("Link", nextLink(c.req.path, {}, page.limit, items.at(-1)!));
-  return c.json({ name: repository, tags: items });
+  const { names, last, more } = listed;
+  if (more && last) c.header("Link", nextLink(c.req.path, {}, page.limit, last));
+  // The names come as JSON text already.
+  return c.body(`{"name":${JSON.stringify(repository)},"tags":${names}}`, 200, { "Content-Type": "application/json" });
 });

@@ -24,10 +24,11 @@ async function list(repo: string, query = ""): Promise<{ response: Response; tag
 describe("end-8a GET /v2/<name>/tags/list", () => {
   it("lists every tag in lexical order", async () => {
     const repo = await repoWithTags(["v2", "latest", "V1", "1.0", "_x", "a-b", "a.b"]);
-    const { response, tags } = await list(repo);
+    const { response } = await list(repo);
     expect(response.status).toBe(200);
-    expect(await response.json()).toMatchObject({ name: repo });
-    expect(tags).toEqual(["1.0", "V1", "_x", "a-b", "a.b", "latest", "v2"]);
+    expect(response.headers.get("Content-Type")).toBe("application/json");
+    // Byte for byte what JSON.stringify writes.
+    expect(await response.text()).toBe(JSON.stringify({ name: repo, tags: ["1.0", "V1", "_x", "a-b", "a.b", "latest", "v2"] }));
     expect(response.headers.get("Link")).toBeNull();
   });
 
