@@ -6,11 +6,12 @@
  * where ours streams a blob (a direct GET, the final hop of a redirect), one R2
  * get of the same bytes stored the same way. Where ours queried D1, it makes as
  * many queries reading as many rows (ours says how many in its Registry-Cost
- * header), and the rows carry the answer's bytes, as the rows ours reads carry
- * the tags, descriptors or manifest it answers with: the database round trips
- * a request needs, and the bytes they bring, are the simulator's cost, not
- * the registry's own work. What it cannot beat, the
- * registry cannot either, so each workload of ours has its twin here.
+ * header), and each query brings back one row with the answer's bytes, as ours'
+ * queries bring the tags, descriptors or manifest it answers with (SQLite
+ * joins a page's into one row): the database round trips a request needs, and
+ * the bytes they bring, are the simulator's cost, not the registry's own work.
+ * What it cannot beat, the registry cannot either, so each workload of ours
+ * has its twin here.
  *
  *   PUT /__floor/responses               JSON [{ method, path, status, headers: [[name, value]],
  *                                        body: base64 | null, object: R2 key | null }]: answers to replay
@@ -32,9 +33,6 @@ let restoring = null;
 let table = null;
 /** Rows the table holds: enough for ours' largest page, 10,000 tags read as 10,001 rows. */
 const MAX_ROWS = 20_000;
-/** The widest row, in bytes: enough for a referrer's descriptor or a small manifest. */
-const MAX_ROW_BYTES = 2048;
-const PADDING = "x".repeat(MAX_ROW_BYTES);
 
 export default {
   async fetch(request, env) {
@@ -45,7 +43,7 @@ export default {
     if (recorded) {
       // Through a D1 session, as ours reads (the Sessions API, for read replicas).
       const session = recorded.queries > 0 ? env.DB.withSession("first-unconstrained") : null;
-      for (let i = 0; i < recorded.queries; i++) await query(env.DB, session, Math.ceil(recorded.rowsRead / recorded.queries), recorded.rowBytes);
+      for (let i = 0; i < recorded.queries; i++) await query(env.DB, session, Math.ceil(recorded.rowsRead / recorded.queries), recorded.queryBytes);
       if (recorded.object === null) return new Response(recorded.body, { status: recorded.status, headers: recorded.headers });
       const object = await env.BLOBS.get(recorded.object);
       if (!object) return new Response(`floor: object ${recorded.object} was never stored`, { status: 500 });
@@ -73,9 +71,9 @@ function record(entries) {
   for (const { method, path, status, headers, body, object } of entries) {
     const bytes = body === null ? null : bytesOf(body);
     const cost = d1CostOf(headers);
-    // The answer's bytes spread over the rows read: a page of 1,000 referrer descriptors reads 1,001 rows of about 260 bytes.
-    const rowBytes = cost.rowsRead > 0 ? Math.ceil((bytes?.length ?? 0) / cost.rowsRead) : 0;
-    responses.set(`${method} ${path}`, { status, headers, body: bytes, object, ...cost, rowBytes });
+    // The answer's bytes spread over the queries: a page of 1,000 referrer descriptors is one query bringing 260 KB.
+    const queryBytes = cost.queries > 0 ? Math.ceil((bytes?.length ?? 0) / cost.queries) : 0;
+    responses.set(`${method} ${path}`, { status, headers, body: bytes, object, ...cost, queryBytes });
   }
 }
 
@@ -87,9 +85,10 @@ function d1CostOf(headers) {
 }
 
 /**
- * One query reading `rows` rows (at least one) of short strings, each padded to
- * `bytes` from a bound string: the rows bring that many bytes to the Worker,
- * while SQLite still reads short rows and copies only the padding it returns.
+ * One query reading `rows` rows (at least one) of short strings, answering one
+ * row of `bytes` (at least a dozen): the greatest string, padded by SQLite. So
+ * SQLite reads as many rows as ours' query, and one row brings the answer's
+ * bytes to the Worker.
  */
 async function query(db, session, rows, bytes) {
   await (table ??= db.batch([
@@ -98,8 +97,9 @@ async function query(db, session, rows, bytes) {
       WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < ${MAX_ROWS}) SELECT k, 'floor-row-' || k FROM n`),
   ]));
   await session
-    .prepare("SELECT v || substr(?3, 1, max(0, ?2 - length(v))) AS v FROM floor_rows WHERE k <= ?1")
-    .bind(Math.min(Math.max(rows, 1), MAX_ROWS), Math.min(bytes, MAX_ROW_BYTES), PADDING)
+    // hex(zeroblob(n)) is 2n zeros: padding made in SQLite, not bound (printf's precision is capped at 100,000 here).
+    .prepare("SELECT m || substr(replace(hex(zeroblob((?2 + 1) / 2)), '0', 'x'), 1, max(0, ?2 - length(m))) AS v FROM (SELECT max(v) AS m FROM floor_rows WHERE k <= ?1)")
+    .bind(Math.min(Math.max(rows, 1), MAX_ROWS), bytes)
     .all();
 }
 
