@@ -1,10 +1,28 @@
-export interface Page<T> {
-  items: T[];
-  /** Whether entries follow the last one returned. */
+/** A page of names (tags, repositories) in lexical order, as D1 answers it: in one row. */
+export interface NamesPage {
+  /** The names, as a JSON array's text. */
+  names: string;
+  /** The page's last name, where the next page begins; null when the page is empty. */
+  last: string | null;
+  /** Whether names follow the last one. */
   more: boolean;
 }
 
-/** Turns rows read with LIMIT n+1 into a page of n and whether more follow. */
-export function toPage<T>(rows: T[], limit: number): Page<T> {
-  return { items: rows.slice(0, limit), more: rows.length > limit };
+export const NO_NAMES: NamesPage = { names: "[]", last: null, more: false };
+
+/**
+ * SQL answering a NamesPage's row: SQLite writes the names `listed` selects
+ * (a query with a `name` column, in order, limited to the page) as a JSON
+ * array, reading them in that order, and asks whether `following` (a query
+ * that may refer to the page's last name as `page.last`) finds any row. So the
+ * Worker turns no row into an object.
+ */
+export function namesPageQuery(listed: string, following: string): string {
+  return `SELECT page.*, EXISTS (${following}) AS more FROM (SELECT json_group_array(name) AS names, max(name) AS last FROM (${listed})) page`;
+}
+
+export type NamesPageRow = { names: string; last: string | null; more: number };
+
+export function namesPageOf(row: NamesPageRow | null): NamesPage {
+  return row ? { names: row.names, last: row.last, more: row.more === 1 } : NO_NAMES;
 }

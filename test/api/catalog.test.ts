@@ -22,7 +22,9 @@ describe("GET /v2/_catalog", () => {
     const prefix = `catalogl${Date.now().toString(36)}`;
     for (const name of [`${prefix}/x`, `${prefix}/y`]) await pushBlob(name, randomBytes(3));
     const response = await fetchRegistry(`/v2/_catalog?last=${prefix}/x&n=1`);
-    expect(((await response.json()) as { repositories: string[] }).repositories).toEqual([`${prefix}/y`]);
+    expect(response.headers.get("Content-Type")).toBe("application/json");
+    // Byte for byte what JSON.stringify writes.
+    expect(await response.text()).toBe(JSON.stringify({ repositories: [`${prefix}/y`] }));
   });
 
   it("refuses a negative n", async () => {
