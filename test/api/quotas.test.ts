@@ -20,6 +20,7 @@ import {
   streamOf,
   uploadObjectId,
   withDigest,
+  wrap,
   objectsOf,
 } from "./client";
 
@@ -274,6 +275,31 @@ describe("concurrent pushes into a namespace", () => {
         expect(head.status).toBe(responses[i]!.status === 201 ? 200 : 404);
       }
     }
+  });
+
+  it("never mount blobs past its storage limit: past it, an upload is opened instead", async () => {
+    const source = `${uniqueName("source")}/app`;
+    const digests = await Promise.all(Array.from({ length: 3 }, () => pushBlob(source, randomBytes(3000))));
+    const namespace = await namespaceWith({ maxStorageBytes: 5000 });
+    // Each mount's D1 batch waits until all three have read the quota: the race, every time.
+    let arrived = 0;
+    let release!: () => void;
+    const allRead = new Promise<void>((resolve) => (release = resolve));
+    const DB = wrap(env.DB, {
+      withSession: (constraint?: string) => {
+        const session = env.DB.withSession(constraint);
+        return wrap(session, {
+          batch: async (statements: D1PreparedStatement[]) => {
+            if (++arrived === digests.length) release();
+            await allRead;
+            return session.batch(statements);
+          },
+        });
+      },
+    });
+    const mounts = digests.map((digest) => fetchWithEnv({ DB }, `/v2/${namespace}/app/blobs/uploads/?mount=${digest}&from=${source}`, { method: "POST" }));
+    expect((await Promise.all(mounts)).map((response) => response.status).sort()).toEqual([201, 202, 202]);
+    expect((await usageOf(namespace)).bytes).toBe(3000);
   });
 
   it("never store manifests past its storage limit", async () => {
