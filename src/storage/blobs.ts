@@ -21,8 +21,12 @@ export interface BlobStat extends StoredBlob {
   createdAt: number;
 }
 
-/** What recording a blob came to: the key that holds its bytes (an earlier copy wins), or what the namespace held when its caps refused it. */
-export type Registration = { stored: string } | { refused: Usage };
+/**
+ * What recording a blob came to: the key that holds its bytes (an earlier
+ * copy wins), or what the namespace held when its caps refused it, with the
+ * key D1 holds for the digest all the same (a copy recorded before), if any.
+ */
+export type Registration = { stored: string } | { refused: Usage; recordedKey: string | null };
 
 /** What a blob DELETE came to: unlinked, not held by the repository, or kept for a manifest that references it. */
 export type Unlink = { result: "unlinked" } | { result: "not-held" } | { result: "referenced"; manifest: Digest };
@@ -96,18 +100,18 @@ export class BlobStore {
     const now = Date.now();
     const allowed = `(${LINKED} OR ${withinCaps({ repository: "?1", namespace: "?6", size: "?4", maxStorageBytes: "?7", maxRepositories: "?8" })})`;
     const params = [repository, blob.digest, now, blob.size, blob.objectKey, namespaceOf(repository), ...capValues(caps)];
-    const results = await this.db.batch<{ object_key: string } & UsageRow>([
+    const results = await this.db.batch<{ object_key: string | null; linked: number } & UsageRow>([
       this.db.prepare(`INSERT INTO blobs (digest, size, object_key, created_at) SELECT ?2, ?4, ?5, ?3 WHERE ${allowed} ON CONFLICT DO NOTHING`).bind(...params),
       clearBlobIntent(this.db, blob.objectKey, blob.digest),
       this.db.prepare(`INSERT INTO repositories (name, created_at) SELECT ?1, ?3 WHERE ${allowed} ON CONFLICT DO NOTHING`).bind(...params),
       // Last of the writes: it is what adds the bytes to the usage the others read.
       this.db.prepare(`INSERT INTO repository_blobs (repository, digest, created_at) SELECT ?1, ?2, ?3 WHERE ${allowed} ${RELINKED}`).bind(...params),
       this.db
-        .prepare(`SELECT b.object_key, u.* FROM (${usageQuery({ repository: "?1", namespace: "?3" })}) u LEFT JOIN blobs b ON b.digest = ?2 AND ${LINKED}`)
+        .prepare(`SELECT b.object_key, ${LINKED} AS linked, u.* FROM (${usageQuery({ repository: "?1", namespace: "?3" })}) u LEFT JOIN blobs b ON b.digest = ?2`)
         .bind(repository, blob.digest, namespaceOf(repository)),
     ]);
     const row = results[4]!.results[0]!;
-    return row.object_key ? { stored: row.object_key } : { refused: usageOf(row) };
+    return row.linked && row.object_key ? { stored: row.object_key } : { refused: usageOf(row), recordedKey: row.object_key };
   }
 
   /** Names `key` in D1 as about to be written, until `expiresAt`: run before its first byte goes to R2. */

@@ -83,6 +83,7 @@ export async function pushWhole(
     throw error;
   }
   if ("refused" in registration) {
+    // The key is this push's own: D1 points to it only if this batch recorded the blob, which it did not.
     await bucket.delete(key);
     return refused({ reason: "quota-reached", bytes: length, usage: registration.refused });
   }

@@ -510,13 +510,16 @@ export class UploadSession extends DurableObject<Env> {
 
   /**
    * Records the verified blob in D1, where the first copy of a digest wins:
-   * a later copy is deleted, as is one the namespace's caps refuse. Ends the session.
+   * a later copy is deleted, as is one the namespace's caps refuse (unless D1
+   * points to it). Ends the session.
    */
   async #publish(io: Io, state: Publishing, { caps }: Pick<SessionTarget, "caps">): Promise<UploadResult<{ digest: Digest; size: number }>> {
     const key = this.#key(state);
     const registration = await io.blobs.register(state.repository, { digest: state.digest, size: state.size, objectKey: key }, caps);
     if ("refused" in registration) {
-      await this.#discard(io, state);
+      // An earlier completion, its answer lost, may have recorded these very bytes (the repository let go of them since): they stay.
+      if (registration.recordedKey === key) io.state.end();
+      else await this.#discard(io, state);
       return refused({ reason: "quota-reached", bytes: state.size, usage: registration.refused });
     }
     if (registration.stored !== key) await io.bucket.delete(key);

@@ -139,6 +139,22 @@ export async function interceptRegister(location: string, register: (real: BlobS
   });
 }
 
+/** For interceptRegister: a D1 record that commits, after which the session hears only an error (a lost reply, a crash). */
+export async function commitsThenThrows(real: BlobStore["register"], ...args: Parameters<BlobStore["register"]>): ReturnType<BlobStore["register"]> {
+  await real(...args);
+  throw new Error("the reply from D1 was lost");
+}
+
+/** An upload of `bytes` whose completing PUT D1 recorded while the session heard only an error (a 500): it stays publishing. */
+export async function interruptedCompletion(repo: string, bytes: Uint8Array<ArrayBuffer>): Promise<{ location: string; digest: string }> {
+  const digest = await digestOf(bytes);
+  const location = await openUpload(repo);
+  expect((await fetchRegistry(location, { method: "PATCH", body: bytes })).status).toBe(202);
+  await interceptRegister(location, commitsThenThrows);
+  expect((await fetchRegistry(withDigest(location, digest), { method: "PUT" })).status).toBe(500);
+  return { location, digest };
+}
+
 /** `binding` with some of its methods replaced; the others still reach the real one. */
 export function wrap<T extends object>(binding: T, overrides: Partial<Record<keyof T, unknown>>): T {
   return new Proxy(binding, {

@@ -22,6 +22,7 @@ import {
   withDigest,
   wrap,
   objectsOf,
+  interruptedCompletion,
 } from "./client";
 
 const MB = 1_000_000;
@@ -300,6 +301,24 @@ describe("concurrent pushes into a namespace", () => {
     const mounts = digests.map((digest) => fetchWithEnv({ DB }, `/v2/${namespace}/app/blobs/uploads/?mount=${digest}&from=${source}`, { method: "POST" }));
     expect((await Promise.all(mounts)).map((response) => response.status).sort()).toEqual([201, 202, 202]);
     expect((await usageOf(namespace)).bytes).toBe(3000);
+  });
+
+  it("keep bytes D1 points to when a completion retried after its lost answer finds the room gone", async () => {
+    const namespace = await namespaceWith({ maxStorageBytes: 5000 });
+    const repo = `${namespace}/app`;
+    const bytes = randomBytes(3000);
+    const { location, digest } = await interruptedCompletion(repo, bytes);
+    // Meanwhile the repository lets go of the blob (D1 still records its bytes) and another push takes the room.
+    expect((await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "DELETE" })).status).toBe(202);
+    await pushBlob(repo, randomBytes(3000));
+    await expectRefused(await fetchRegistry(withDigest(location, digest), { method: "PUT" }), 413, "SIZE_INVALID", /storage limit of 5 kB/);
+    expect(await objectsOf(location)).toHaveLength(1);
+    // Pushed where there is room, the digest is served from those bytes.
+    const elsewhere = `${uniqueName("roomy")}/app`;
+    expect(await pushBlob(elsewhere, bytes)).toBe(digest);
+    const served = await fetchRegistry(`/v2/${elsewhere}/blobs/${digest}`);
+    expect(served.status).toBe(200);
+    expect(new Uint8Array(await served.arrayBuffer())).toEqual(bytes);
   });
 
   it("never store manifests past its storage limit", async () => {

@@ -2,7 +2,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PART_SIZE } from "../../src/storage/part-writer";
 import { createUploadTables } from "../../src/storage/upload-state";
-import { digestOf, errorCode, fetchRegistry, fetchWithEnv, interceptRegister, openUpload, randomBytes, sessionOf, streamOf, uniqueRepo, uploadObjectId, withDigest, objectsOf } from "./client";
+import { digestOf, errorCode, fetchRegistry, fetchWithEnv, interruptedCompletion, openUpload, randomBytes, sessionOf, streamOf, uniqueRepo, uploadObjectId, withDigest, objectsOf } from "./client";
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -113,14 +113,7 @@ describe("an upload that expires", () => {
   it("while publishing, after D1 recorded the blob but the session heard an error: the alarm keeps the bytes D1 points to", async () => {
     const repo = uniqueRepo();
     const bytes = randomBytes(3000);
-    const digest = await digestOf(bytes);
-    const location = await openUpload(repo);
-    expect((await fetchRegistry(location, { method: "PATCH", body: bytes })).status).toBe(202);
-    await interceptRegister(location, async (real, ...args) => {
-      await real(...args);
-      throw new Error("the reply from D1 was lost");
-    });
-    expect((await fetchRegistry(withDigest(location, digest), { method: "PUT" })).status).toBe(500);
+    const { location, digest } = await interruptedCompletion(repo, bytes);
 
     aDayLater();
     expect(await runDurableObjectAlarm(sessionOf(location))).toBe(true);

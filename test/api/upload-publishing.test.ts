@@ -1,7 +1,7 @@
 import { env, evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { BlobStore } from "../../src/storage/blobs";
-import { digestOf, errorCode, fetchRegistry, interceptRegister, openUpload, randomBytes, sessionOf, uniqueRepo, uploadObjectId, withDigest } from "./client";
+import { commitsThenThrows, digestOf, errorCode, fetchRegistry, interceptRegister, openUpload, randomBytes, sessionOf, uniqueRepo, uploadObjectId, withDigest } from "./client";
 
 const MiB = 1024 * 1024;
 
@@ -26,12 +26,6 @@ async function expectServed(repo: string, digest: string, bytes: Uint8Array<Arra
   expect(await digestOf(new Uint8Array(await response.arrayBuffer()))).toBe(digest);
   expect(Number(response.headers.get("Content-Length"))).toBe(bytes.length);
 }
-
-/** A D1 record that commits, after which the session hears only an error (a lost reply, a crash). */
-const commitsThenThrows = async (real: BlobStore["register"], ...args: Parameters<BlobStore["register"]>) => {
-  await real(...args);
-  throw new Error("the reply from D1 was lost");
-};
 
 describe("published bytes are never lost", () => {
   it.each([
