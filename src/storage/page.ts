@@ -13,9 +13,9 @@ export const NO_NAMES: NamesPage = { names: "[]", last: null, more: false };
 /**
  * SQL answering a NamesPage's row: SQLite writes the names `listed` selects
  * (a query with a `name` column, in order, limited to the page) as a JSON
- * array, reading them in that order, and asks whether `following` (a query
- * that may refer to the page's last name as `page.last`) finds any row. So the
- * Worker turns no row into an object.
+ * array, reading them in that order (as storage/referrers.ts explains), and
+ * asks whether `following` (a query that may refer to the page's last name as
+ * `page.last`) finds any row. So the Worker turns no row into an object.
  */
 export function namesPageQuery(listed: string, following: string): string {
   return `SELECT page.*, EXISTS (${following}) AS more FROM (SELECT json_group_array(name) AS names, max(name) AS last FROM (${listed})) page`;

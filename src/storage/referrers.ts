@@ -28,9 +28,12 @@ const LISTED = `SELECT digest, ${DESCRIPTOR} AS descriptor FROM manifests
   WHERE repository = ?1 AND subject = ?2 AND digest > ?3 AND (?4 IS NULL OR artifact_type = ?4) ORDER BY digest LIMIT ?5`;
 
 /*
- * The page as one row: SQLite joins the descriptors (reading the rows in the
- * order LISTED sorts them), counts their UTF-8 bytes, and looks for a
- * referrer after the last, so the Worker turns no row into an object.
+ * The page as one row: SQLite joins the descriptors, counts their UTF-8
+ * bytes, and looks for a referrer after the last, so the Worker turns no row
+ * into an object. The join reads the rows in the order LISTED sorts them
+ * (SQLite never flattens a subquery with LIMIT into an aggregate; an ORDER BY
+ * inside group_concat would need SQLite 3.44), and which rows a page holds,
+ * and so its `last`, does not depend on that order.
  */
 const JOINED = `SELECT page.*, EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND subject = ?2 AND digest > page.last AND (?4 IS NULL OR artifact_type = ?4)) AS more
   FROM (SELECT group_concat(descriptor, ',') AS descriptors, sum(length(CAST(descriptor AS BLOB)) + 1) - 1 AS bytes, max(digest) AS last FROM (${LISTED})) page`;
