@@ -36,13 +36,12 @@ export interface Quota extends Usage {
  * each pass the checks made when they begin, against the same usage.
  */
 export interface QuotaCaps {
-  namespace: string;
   maxStorageBytes: number | null;
   maxRepositories: number | null;
 }
 
 export function capsOf(quota: Quota): QuotaCaps {
-  return { namespace: quota.namespace, maxStorageBytes: quota.maxStorageBytes?.value ?? null, maxRepositories: quota.maxRepositories?.value ?? null };
+  return { maxStorageBytes: quota.maxStorageBytes?.value ?? null, maxRepositories: quota.maxRepositories?.value ?? null };
 }
 
 /** The most bytes something pushed now may have, and the refusal of anything larger. */

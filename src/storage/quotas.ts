@@ -17,7 +17,7 @@ const VARIABLES: Record<QuotaSetting, string> = {
 
 const COLUMNS = SETTINGS.map(columnOf);
 
-type Row = { bytes: number | null; repositories: number | null; known: number; pattern: string | null } & Record<string, number | string | null>;
+type Row = UsageRow & { pattern: string | null } & Record<string, number | string | null>;
 
 /** What a namespace holds, as the admin command shows it. */
 export interface NamespaceUsage {
@@ -73,19 +73,16 @@ export class QuotaStore {
     const namespace = namespaceOf(repository);
     const { results } = await this.db
       .prepare(
-        `SELECT u.bytes, u.repositories, EXISTS (SELECT 1 FROM repositories WHERE name = ?2) AS known, p.pattern, ${COLUMNS.map((column) => `p.${column}`).join(", ")}
-         FROM (SELECT 1) LEFT JOIN namespace_usage u ON u.namespace = ?1
+        `SELECT usage.*, p.pattern, ${COLUMNS.map((column) => `p.${column}`).join(", ")}
+         FROM (${usageQuery({ repository: "?2", namespace: "?1" })}) usage
          LEFT JOIN namespace_policies p ON ?1 GLOB p.pattern AND COALESCE(${COLUMNS.map((column) => `p.${column}`).join(", ")}) IS NOT NULL
          ORDER BY p.pattern`,
       )
       .bind(namespace, repository)
       .all<Row>();
-    const first = results[0]!;
     const quota: Quota = {
       namespace,
-      usedBytes: first.bytes ?? 0,
-      repositories: first.repositories ?? 0,
-      repositoryExists: first.known === 1,
+      ...usageOf(results[0]!),
       maxBlobBytes: null,
       maxManifestBytes: null,
       maxStorageBytes: null,
