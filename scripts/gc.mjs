@@ -1,12 +1,12 @@
 // `npm run gc [-- <url>]`: runs one lifecycle pass (retention, then garbage
-// collection) on the local registry that `npm start` serves, through wrangler
-// dev's /__scheduled route (`npm start` passes --test-scheduled). The pass
-// writes what it did to npm start's log: { event: "lifecycle", ... }.
+// collection) on the local registry that `npm start` serves, through the route
+// wrangler dev serves beside every Worker to fire its scheduled handler. The
+// pass writes what it did to npm start's log: { event: "lifecycle", ... }.
 import process from "node:process";
 import { LOCAL_URL } from "./admin/target.mjs";
 
 const base = process.argv[2] ?? LOCAL_URL;
-const url = new URL(`/__scheduled?cron=${encodeURIComponent("*/15 * * * *")}`, base);
+const url = new URL(`/cdn-cgi/local/scheduled?cron=${encodeURIComponent("*/15 * * * *")}`, base);
 let response;
 try {
   response = await fetch(url);

@@ -6,7 +6,7 @@ import { freePort, startRegistry, type Running } from "./registry-server";
 
 /**
  * `npm run gc` as a developer runs it against `npm start -- --var GC_GRACE_SECONDS:0`: one lifecycle
- * pass through wrangler dev's /__scheduled. The registry is this file's own, since the shared one
+ * pass through wrangler dev's /cdn-cgi/local/scheduled. The registry is this file's own, since the shared one
  * keeps the default grace window and other files' images. What the pass did is checked through the
  * HTTP API as clients see it, and in the summary the pass writes to npm start's log.
  */
