@@ -42,6 +42,7 @@ const WORKLOADS = {
   "referrers-one-page": referrersWorkload("all 1,000 referrers in one page (no n: the server's page size), c=8", () => ""),
   "referrers-deep": referrersWorkload("the last page (n=100) of 1,000 referrers, no Link, c=8", ({ referrers }) => `?n=100&last=${lastBefore(referrers, 100)}`),
   "tags-first": tagsWorkload("the first page (n=100) of 1,000 tags, with a Link to the next, c=8", "?n=100"),
+  "tags-deep": tagsWorkload("the last page (n=100) of 1,000 tags, no Link, c=8", "?n=100&last=v0899"),
   "tags-one-page": tagsWorkload("all 1,000 tags in one page (no n: the server's page size), c=8", ""),
   "manifest-get": manifestWorkload("manifest GET by tag (a manifest of about 400 bytes), c=32", 32, () => "the image"),
   "manifest-get-large": manifestWorkload("manifest GET by tag (a manifest of 256 KiB, kept in its D1 row), c=8", 8, () => "x".repeat(256 * 1024)),
