@@ -73,11 +73,11 @@ function rolesOf(workload, servers) {
 /**
  * What a request-bound workload runs, untimed, on each server just before its
  * timed run: minutes of other workloads pass between one round's run and the
- * next, and in that time V8 lets the code of a route nobody called go cold
- * (ours' tag list, first in its group, measured 0.79-0.88x of its floor while
- * the same page deeper in, run right after, measured 0.96-1.02x). The floor
- * runs one small handler for everything and stays warm, so without this
- * ours' warming up would be timed and the floor's not.
+ * next, in which what ours keeps warm for a route nobody calls (V8's optimized
+ * code among it) may go cold (ours' first tags page, first in its group,
+ * measured 0.79-0.88x of its floor while the same page deeper in, run right
+ * after, measured 0.96-1.02x). The floor runs one small handler for everything,
+ * so without this ours' warming up would be timed and the floor's not.
  */
 const WARM_UP = { manifestRequests: 300, pullRequests: 200, pageRequests: 100, walks: 1 };
 
