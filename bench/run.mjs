@@ -114,6 +114,7 @@ async function runRound({ round, rounds, workloads, servers, context, results })
       );
       outcome.cpu = shares;
       outcome.wallMs = wallMs;
+      outcome.round = round;
       // A wrong answer while warming up is still a wrong answer.
       if (warmUp) outcome.failures.push(...warmUp.failures.map((failure) => `warming up: ${failure}`));
       // wrangler dev restarts the worker when its sources or dependencies change under it: say so, the figures are void.

@@ -37,10 +37,27 @@ function figureMedian(side, key) {
   return values.length > 0 ? median(values) : NaN;
 }
 
+/**
+ * ours / floor round by round, then the median of those ratios: each round runs
+ * ours and its floor twin one right after the other, so drift in the machine
+ * (its rates moved by half within a run) hits both sides of a ratio alike,
+ * where a ratio of medians may pair ours' median from one round with the
+ * floor's from another.
+ */
+function pairedRatio(ours, floor, key, higherIsBetter) {
+  const ratios = [];
+  for (const outcome of ours.outcomes) {
+    const twin = floor.outcomes.find((o) => o.round === outcome.round);
+    const value = twin ? ratio(outcome.values[key], twin.values[key], higherIsBetter) : NaN;
+    if (Number.isFinite(value)) ratios.push(value);
+  }
+  return ratios.length > 0 ? median(ratios) : NaN;
+}
+
 const failuresOf = (side) => side.outcomes.reduce((n, o) => n + o.failures.length, 0);
 const ran = (side) => side.outcomes.length > 0;
 
-/** One row per workload figure: medians over rounds for each role, the ratios, failures, and (first row) the meter. */
+/** One row per workload figure: medians over rounds for each role, the ratios (to the floor, paired by round), failures, and (first row) the meter. */
 export function summarize(results) {
   const rows = [];
   for (const { workload, roles } of results.entries()) {
@@ -61,7 +78,7 @@ export function summarize(results) {
         theirs: value("distribution"),
         ran: Object.fromEntries(ROLES.map((role) => [role, ran(roles[role])])),
         unsupported: Object.fromEntries(ROLES.map((role) => [role, roles[role].unsupported])),
-        vsFloor: ratio(ours, value("floor"), figure.higherIsBetter),
+        vsFloor: roles.floor.unsupported ? NaN : pairedRatio(roles.ours, roles.floor, figure.key, figure.higherIsBetter),
         vsPeer: ratio(ours, value("distribution"), figure.higherIsBetter),
         failures: Object.fromEntries(ROLES.map((role) => [role, failuresOf(roles[role])])),
         meter,
@@ -89,7 +106,7 @@ const PUSH_DO_TARGETS = [
   { id: "push-small", most: 2 },
 ];
 
-/** The project's targets, judged on the medians (memory on the worst round). */
+/** The project's targets, judged on the medians (ours / floor: of per-round ratios; memory on the worst round). */
 export function evaluateTargets(rows, results) {
   const find = (id, key) => rows.find((r) => r.id === id && r.figure.key === key && r.ran.ours);
   const targets = [];
@@ -297,7 +314,7 @@ export function renderReport({ results, rows, targets, instances, machine, bundl
   out.push(`Run of ${startedAt.toISOString()} — ${config.quick ? "quick (smoke) mode" : "full mode"}, ${config.rounds} rounds, ${(elapsedMs / 60000).toFixed(1)} min.`);
   out.push("");
   out.push(
-    "Each workload runs on ours, then on its floor twin (the twin first in even rounds; bench/floor/worker.js replaying ours' recorded answers: the same status, headers and body, or one R2 get of the blob stored the same way), then on distribution, round after round. Figures are medians over rounds (rates and percentiles computed per round first). A ratio is how many times better ours is, >1 meaning ours wins: rate_ours / rate_other, or time_other / time_ours. " +
+    "Each workload runs on ours, then on its floor twin (the twin first in even rounds; bench/floor/worker.js replaying ours' recorded answers: the same status, headers and body, or one R2 get of the blob stored the same way), then on distribution, round after round. Figures are medians over rounds (rates and percentiles computed per round first). A ratio is how many times better ours is, >1 meaning ours wins: rate_ours / rate_other, or time_other / time_ours; ours / floor is the median of the per-round ratios (each round runs the two one right after the other), ours / distribution the ratio of the medians. " +
       `Request-bound workloads must reach ${FLOOR_TARGET}× of their floor; distribution is context, not a target. ` +
       "Billable operations: the Registry-Cost header of ours' responses, summed over the requests of one client operation (a pull that follows a redirect, a push's POST, PATCH and PUT), median over all operations of all rounds, each hop shown in brackets when there are several (307: the redirect; final: where it points). Abbreviations: D1 q queries, r rows read, w rows written; R2 A/B Class A/B operations; DO req requests; bytes in/out through the Worker. n/a: the responses carried no Registry-Cost header. " +
       "Failures count every wrong answer over all rounds; failed operations are excluded from the figures.",
