@@ -25,7 +25,11 @@ export default defineConfig({
           cloudflareTest(async () => ({
             wrangler: { configPath: "./wrangler.toml" },
             // Most suites test the API itself, with auth off; the access suites turn it on per request. The cost meter's suite reads its header.
-            miniflare: { bindings: { TEST_MIGRATIONS: await readD1Migrations("./migrations"), AUTH_MODE: "none", COST_HEADER: "on", ...TEST_SECRETS } },
+            // UPGRADE_DB: a second database, for tests that bring an old schema up to date.
+            miniflare: {
+              bindings: { TEST_MIGRATIONS: await readD1Migrations("./migrations"), AUTH_MODE: "none", COST_HEADER: "on", ...TEST_SECRETS },
+              d1Databases: { UPGRADE_DB: "upgrade-db" },
+            },
           })),
         ],
         test: {

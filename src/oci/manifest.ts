@@ -143,3 +143,15 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     ...(index.annotations ? { annotations: index.annotations } : {}),
   };
 }
+
+/**
+ * The descriptor a referrers list shows of a manifest that has a subject, as
+ * JSON text (null for one without): written once when it is pushed, so a page
+ * of the list only joins stored texts. A manifest without annotations lists
+ * none, not an empty or null field.
+ */
+export function referrerDescriptor(digest: Digest, size: number, manifest: ParsedManifest): string | null {
+  if (!manifest.subject) return null;
+  const { mediaType, artifactType, annotations } = manifest;
+  return JSON.stringify({ mediaType, digest, size, artifactType, annotations });
+}

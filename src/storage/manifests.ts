@@ -1,6 +1,6 @@
 import { namespaceOf } from "../auth/scopes";
 import type { Digest } from "../oci/digest";
-import type { ParsedManifest } from "../oci/manifest";
+import { referrerDescriptor, type ParsedManifest } from "../oci/manifest";
 import type { Reference, RepositoryName, Tag } from "../oci/names";
 import type { QuotaCaps, Usage } from "../oci/quotas";
 import type { Database } from "./database";
@@ -131,8 +131,6 @@ export class ManifestStore {
     const { digest, bytes, parsed } = manifest;
     const inline = bytes.length <= INLINE_BYTES;
     const now = Date.now();
-    // Annotations are kept for the referrers list, so only for manifests with a subject.
-    const annotations = parsed.subject && parsed.annotations ? JSON.stringify(parsed.annotations) : null;
     // A key of its own, named as a write intent before the object and the object before the row that points at it:
     // an object the batch does not point at (a refused or repeated PUT, a crash) keeps its intent, for garbage collection.
     const objectKey = inline ? null : manifestObjectKey(digest, crypto.randomUUID());
@@ -146,7 +144,7 @@ export class ManifestStore {
     const results = await this.db.batch<{ digest: Digest } & ImmutableTag & UsageRow & { stored: number }>([
       this.db
         .prepare(
-          `INSERT INTO manifests (repository, digest, media_type, size, content, object_key, subject, artifact_type, annotations, created_at)
+          `INSERT INTO manifests (repository, digest, media_type, size, content, object_key, subject, artifact_type, descriptor, created_at)
            SELECT ?1, ?2, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE (?13 OR NOT EXISTS (${MISSING})) AND NOT ${movesImmutableTag("?14", "?15", "?16")} AND ${within}
            ON CONFLICT DO NOTHING`,
         )
@@ -158,7 +156,7 @@ export class ManifestStore {
           objectKey,
           parsed.subject ?? null,
           parsed.artifactType ?? null,
-          annotations,
+          referrerDescriptor(digest, bytes.length, parsed),
           now,
           sparse ? 1 : 0,
           ...tagRules,

@@ -1,3 +1,4 @@
+import { applyD1Migrations, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { digestOf, fetchRegistry, json, OCI_INDEX, OCI_MANIFEST, pushBlob, pushImage, putManifest, uniqueRepo } from "./client";
 
@@ -64,6 +65,16 @@ describe("end-12a GET /v2/<name>/referrers/<digest>", () => {
     expect(index.manifests).toStrictEqual([{ mediaType: OCI_MANIFEST, digest, size: bytes.length, artifactType: "application/vnd.oci.image.config.v1+json" }]);
   });
 
+  it("lists an index without artifactType with no artifactType field, not a null one", async () => {
+    const repo = uniqueRepo();
+    const subject = `sha256:${"4".repeat(64)}`;
+    const bytes = json({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [], subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 } });
+    const digest = await digestOf(bytes);
+    expect((await putManifest(repo, digest, bytes, OCI_INDEX)).status).toBe(201);
+    const { index } = await referrersOf(repo, subject);
+    expect(index.manifests).toStrictEqual([{ mediaType: OCI_INDEX, digest, size: bytes.length }]);
+  });
+
   it("writes the index byte for byte as JSON.stringify would, annotations' escapes and all", async () => {
     const repo = uniqueRepo();
     const subject = `sha256:${"3".repeat(64)}`;
@@ -111,5 +122,50 @@ describe("end-12b GET /v2/<name>/referrers/<digest>?artifactType=", () => {
     const { repo, subject } = await subjectWithReferrers(6);
     const { response } = await referrersOf(repo, subject, "?artifactType=application/vnd.example.sbom&n=1");
     expect(response.headers.get("Link")).toMatch(/artifactType=application%2Fvnd\.example\.sbom/);
+  });
+});
+
+describe("end-12 referrers pushed before migration 0008, whose descriptors the migration writes", () => {
+  type OldRow = { digest: string; mediaType: string; size: number; subject: string; artifactType: string | null; annotations: string | null };
+
+  /** The descriptors 0008 writes for manifest rows stored as the registry stored them before (annotations in a column of their own). */
+  async function migratedDescriptors(rows: OldRow[]): Promise<(string | null)[]> {
+    // A database as the registry left it before 0008, brought up to date beside the one the tests push to.
+    const db = env.UPGRADE_DB;
+    await applyD1Migrations(db, env.TEST_MIGRATIONS.filter((migration) => migration.name < "0008"));
+    const insert = db.prepare(
+      `INSERT INTO manifests (repository, digest, media_type, size, content, object_key, subject, artifact_type, annotations, created_at)
+       VALUES ('before/0008', ?1, ?2, ?3, '{}', NULL, ?4, ?5, ?6, 0)`,
+    );
+    await db.batch(rows.map((row) => insert.bind(row.digest, row.mediaType, row.size, row.subject, row.artifactType, row.annotations)));
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    const read = db.prepare("SELECT descriptor FROM manifests WHERE repository = 'before/0008' AND digest = ?1");
+    return Promise.all(rows.map((row) => read.bind(row.digest).first<string>("descriptor")));
+  }
+
+  /** The descriptors of a referrers list, as its text has them. */
+  async function listedDescriptors(repo: string, subject: string): Promise<string> {
+    const text = await (await fetchRegistry(`/v2/${repo}/referrers/${subject}`)).text();
+    return text.slice(text.indexOf('"manifests":[') + '"manifests":['.length, -"]}".length);
+  }
+
+  it("lists them byte for byte as it lists those pushed since: annotations' escapes and all, and no field a manifest lacks", async () => {
+    const repo = uniqueRepo();
+    const subject = `sha256:${"5".repeat(64)}`;
+    const { manifest } = await pushImage(repo);
+    const annotations = { "org.example.note": 'a "quote", a \\ backslash, a\nnewline, U+2028 \u2028, é€😀 and \u0001' };
+    const image = json({ ...manifest, artifactType: "application/vnd.example.sbom+json", subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 }, annotations });
+    const index = json({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [], subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 } });
+    const [imageDigest, indexDigest] = [await digestOf(image), await digestOf(index)];
+    expect((await putManifest(repo, imageDigest, image)).status).toBe(201);
+    expect((await putManifest(repo, indexDigest, index, OCI_INDEX)).status).toBe(201);
+    const migrated = await migratedDescriptors([
+      { digest: imageDigest, mediaType: OCI_MANIFEST, size: image.length, subject, artifactType: "application/vnd.example.sbom+json", annotations: JSON.stringify(annotations) },
+      { digest: indexDigest, mediaType: OCI_INDEX, size: index.length, subject, artifactType: null, annotations: null },
+    ]);
+    // The list is in digest order.
+    const inOrder = imageDigest < indexDigest ? migrated : [...migrated].reverse();
+    expect(inOrder.join(",")).toBe(await listedDescriptors(repo, subject));
+    expect(JSON.parse(migrated[1]!)).toStrictEqual({ mediaType: OCI_INDEX, digest: indexDigest, size: index.length });
   });
 });

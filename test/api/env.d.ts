@@ -5,6 +5,8 @@ declare global {
   namespace Cloudflare {
     interface Env extends RegistryEnv {
       TEST_MIGRATIONS: D1Migration[];
+      /** A second database, for tests that bring an old schema up to date. */
+      UPGRADE_DB: D1Database;
     }
   }
 }
