@@ -12,7 +12,7 @@ export type CatalogView = { all: true } | { all: false; patterns: string[]; publ
 const SHOWN = `(?3 OR EXISTS (SELECT 1 FROM json_each(?4) WHERE ${NAMESPACE} GLOB value)
   OR (?5 AND EXISTS (SELECT 1 FROM public_namespaces p WHERE p.name = ${NAMESPACE})))`;
 
-const PAGE = namesPageQuery(`SELECT name FROM repositories WHERE name > ?1 AND ${SHOWN} ORDER BY name LIMIT ?2`, `SELECT 1 FROM repositories WHERE name > page.last AND ${SHOWN}`);
+const PAGE = namesPageQuery(`SELECT name FROM repositories WHERE name > ?1 AND ${SHOWN} ORDER BY name LIMIT ?2 + 1`);
 
 /** Repositories that have received content: the catalog. */
 export class RepositoryIndex {
@@ -25,6 +25,6 @@ export class RepositoryIndex {
       .prepare(PAGE)
       .bind(page.last ?? "", page.limit, view.all ? 1 : 0, JSON.stringify(view.all ? [] : view.patterns), !view.all && view.publicNamespaces ? 1 : 0)
       .first<NamesPageRow>();
-    return namesPageOf(row);
+    return namesPageOf(row, page.limit);
   }
 }

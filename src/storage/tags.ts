@@ -4,10 +4,7 @@ import type { Database } from "./database";
 import { namesPageOf, namesPageQuery, NO_NAMES, type NamesPage, type NamesPageRow } from "./page";
 import type { Databases } from "./session";
 
-const PAGE = namesPageQuery(
-  "SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
-  "SELECT 1 FROM tags WHERE repository = ?1 AND name > page.last",
-);
+const PAGE = namesPageQuery("SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3 + 1");
 
 /** Tag listing: a range scan of the (repository, name) key, as cheap deep in as at the start. */
 export class TagIndex {
@@ -27,6 +24,6 @@ export class TagIndex {
   }
 
   async #list(db: Database, repository: RepositoryName, page: PageRequest): Promise<NamesPage> {
-    return namesPageOf(await db.prepare(PAGE).bind(repository, page.last ?? "", page.limit).first<NamesPageRow>());
+    return namesPageOf(await db.prepare(PAGE).bind(repository, page.last ?? "", page.limit).first<NamesPageRow>(), page.limit);
   }
 }
