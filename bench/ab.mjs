@@ -44,6 +44,7 @@ const WORKLOADS = {
   "tags-first": tagsWorkload("the first page (n=100) of 1,000 tags, with a Link to the next, c=8", "?n=100"),
   "tags-deep": tagsWorkload("the last page (n=100) of 1,000 tags, no Link, c=8", "?n=100&last=v0899"),
   "tags-one-page": tagsWorkload("all 1,000 tags in one page (no n: the server's page size), c=8", ""),
+  "tags-10k-page": tagsWorkload("all 10,000 tags in one page (no n: the server's page size, as the full bench's tags-all-default), c=8", "", 10_000),
   "manifest-get": manifestWorkload("manifest GET by tag (a manifest of about 400 bytes), c=32", 32, () => "the image"),
   "manifest-get-large": manifestWorkload("manifest GET by tag (a manifest of 256 KiB, kept in its D1 row), c=8", 8, () => "x".repeat(256 * 1024)),
 };
@@ -68,13 +69,13 @@ function referrersWorkload(about, query) {
   };
 }
 
-/** 1,000 tags of one image, and one page of them: `query` picks which. */
-function tagsWorkload(about, query) {
+/** `count` tags of one image, and one page of them: `query` picks which. */
+function tagsWorkload(about, query, count = 1000) {
   const target = `/v2/${REPO}/tags/list${query}`;
   return {
     about,
     concurrency: 8,
-    data: () => ({ ...imageOf(), tags: Array.from({ length: 1000 }, (_, i) => `v${String(i).padStart(4, "0")}`) }),
+    data: () => ({ ...imageOf(), tags: Array.from({ length: count }, (_, i) => `v${String(i).padStart(4, "0")}`) }),
     async seed(client, { tags, ...image }) {
       await pushImage(client, image, tags[0]);
       const pool = await runPool({ count: tags.length - 1, concurrency: 8, task: (i) => client.putManifest(REPO, tags[i + 1], image.manifest) });
