@@ -2,8 +2,8 @@
 -- the manifest is pushed (src/oci/manifest.ts, referrerDescriptor) and held
 -- in the index that lists referrers: a page is read from the index alone,
 -- with no lookup of each manifest's row and no JSON built for it on every
--- read. In SQLite a page of 100 took a third of the time, one of 1,000 a
--- quarter. The descriptor holds the annotations, which no longer need a
+-- read. In SQLite a page of 100 or of 1,000 took about a third of the time
+-- it did. The descriptor holds the annotations, which no longer need a
 -- column of their own.
 ALTER TABLE manifests ADD COLUMN descriptor TEXT;
 

@@ -37,6 +37,21 @@ async function subjectWithReferrers(count: number) {
   return { repo, subject, referrers };
 }
 
+const SBOM = "application/vnd.example.sbom+json";
+/** Annotations whose JSON needs every kind of escape. */
+const AWKWARD_ANNOTATIONS = { "org.example.note": 'a "quote", a \\ backslash, a\nnewline, a tab\t, U+2028 \u2028, é€😀 and \u0001' };
+
+/** An image manifest (of an image it pushes to `repo`) referring to `subject`, an SBOM with AWKWARD_ANNOTATIONS. */
+async function sbomReferrer(repo: string, subject: string): Promise<Uint8Array<ArrayBuffer>> {
+  const { manifest } = await pushImage(repo);
+  return json({ ...manifest, artifactType: SBOM, subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 }, annotations: AWKWARD_ANNOTATIONS });
+}
+
+/** An index referring to `subject`, with neither artifactType nor annotations. */
+function indexReferrer(subject: string): Uint8Array<ArrayBuffer> {
+  return json({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [], subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 } });
+}
+
 async function referrersOf(repo: string, subject: string, query = ""): Promise<{ response: Response; index: Index }> {
   const response = await fetchRegistry(`/v2/${repo}/referrers/${subject}${query}`);
   return { response, index: (await response.clone().json()) as Index };
@@ -68,7 +83,7 @@ describe("end-12a GET /v2/<name>/referrers/<digest>", () => {
   it("lists an index without artifactType with no artifactType field, not a null one", async () => {
     const repo = uniqueRepo();
     const subject = `sha256:${"4".repeat(64)}`;
-    const bytes = json({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [], subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 } });
+    const bytes = indexReferrer(subject);
     const digest = await digestOf(bytes);
     expect((await putManifest(repo, digest, bytes, OCI_INDEX)).status).toBe(201);
     const { index } = await referrersOf(repo, subject);
@@ -78,13 +93,11 @@ describe("end-12a GET /v2/<name>/referrers/<digest>", () => {
   it("writes the index byte for byte as JSON.stringify would, annotations' escapes and all", async () => {
     const repo = uniqueRepo();
     const subject = `sha256:${"3".repeat(64)}`;
-    const { manifest } = await pushImage(repo);
-    const annotations = { "org.example.note": 'a "quote", a \\ backslash, a\nnewline, a tab\t, U+2028 \u2028, é€😀 and \u0001' };
-    const bytes = json({ ...manifest, artifactType: "application/vnd.example.sbom+json", subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 }, annotations });
+    const bytes = await sbomReferrer(repo, subject);
     const digest = await digestOf(bytes);
     expect((await putManifest(repo, digest, bytes)).status).toBe(201);
     const response = await fetchRegistry(`/v2/${repo}/referrers/${subject}`);
-    const descriptor = { mediaType: OCI_MANIFEST, digest, size: bytes.length, artifactType: "application/vnd.example.sbom+json", annotations };
+    const descriptor = { mediaType: OCI_MANIFEST, digest, size: bytes.length, artifactType: SBOM, annotations: AWKWARD_ANNOTATIONS };
     expect(await response.text()).toBe(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [descriptor] }));
   });
 
@@ -130,7 +143,8 @@ describe("end-12 referrers pushed before migration 0008, whose descriptors the m
 
   /** The descriptors 0008 writes for manifest rows stored as the registry stored them before (annotations in a column of their own). */
   async function migratedDescriptors(rows: OldRow[]): Promise<(string | null)[]> {
-    // A database as the registry left it before 0008, brought up to date beside the one the tests push to.
+    // A database as the registry left it before 0008, brought up to date beside the one the tests push to:
+    // once per file, as the database keeps its schema from one test to the next.
     const db = env.UPGRADE_DB;
     await applyD1Migrations(db, env.TEST_MIGRATIONS.filter((migration) => migration.name < "0008"));
     const insert = db.prepare(
@@ -152,15 +166,13 @@ describe("end-12 referrers pushed before migration 0008, whose descriptors the m
   it("lists them byte for byte as it lists those pushed since: annotations' escapes and all, and no field a manifest lacks", async () => {
     const repo = uniqueRepo();
     const subject = `sha256:${"5".repeat(64)}`;
-    const { manifest } = await pushImage(repo);
-    const annotations = { "org.example.note": 'a "quote", a \\ backslash, a\nnewline, U+2028 \u2028, é€😀 and \u0001' };
-    const image = json({ ...manifest, artifactType: "application/vnd.example.sbom+json", subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 }, annotations });
-    const index = json({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [], subject: { mediaType: OCI_MANIFEST, digest: subject, size: 5 } });
+    const image = await sbomReferrer(repo, subject);
+    const index = indexReferrer(subject);
     const [imageDigest, indexDigest] = [await digestOf(image), await digestOf(index)];
     expect((await putManifest(repo, imageDigest, image)).status).toBe(201);
     expect((await putManifest(repo, indexDigest, index, OCI_INDEX)).status).toBe(201);
     const migrated = await migratedDescriptors([
-      { digest: imageDigest, mediaType: OCI_MANIFEST, size: image.length, subject, artifactType: "application/vnd.example.sbom+json", annotations: JSON.stringify(annotations) },
+      { digest: imageDigest, mediaType: OCI_MANIFEST, size: image.length, subject, artifactType: SBOM, annotations: JSON.stringify(AWKWARD_ANNOTATIONS) },
       { digest: indexDigest, mediaType: OCI_INDEX, size: index.length, subject, artifactType: null, annotations: null },
     ]);
     // The list is in digest order.
