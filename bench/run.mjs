@@ -21,6 +21,7 @@ import { distributionVersion, ensureDistribution, logTail, makeWorkDir, startDis
 import { measureCpu } from "./lib/cpu.mjs";
 import { now } from "./lib/stats.mjs";
 import { MAIN_WORKLOADS, MEMORY_WORKLOADS } from "./lib/workloads/index.mjs";
+import { mergeOutcomes } from "./lib/workloads/outcomes.mjs";
 
 const REPO_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const began = now();
@@ -81,12 +82,18 @@ function rolesOf(workload, servers) {
  */
 const WARM_UP = { manifestRequests: 300, pullRequests: 200, pageRequests: 100, walks: 1 };
 
-const warmUpConfig = (config) => ({ ...config, ...Object.fromEntries(Object.entries(WARM_UP).map(([name, count]) => [name, Math.min(count, config[name])])) });
+const warmUpConfig = (config) => ({ ...config, ...Object.fromEntries(Object.keys(WARM_UP).map((name) => [name, Math.min(WARM_UP[name], config[name])])) });
+
+/** The settings of slice `index` of `slices`: each request count split as evenly as whole numbers allow. */
+const sliceConfig = (config, index, slices) => ({
+  ...config,
+  ...Object.fromEntries(Object.keys(WARM_UP).map((name) => [name, Math.floor(((index + 1) * config[name]) / slices) - Math.floor((index * config[name]) / slices)])),
+});
 
 /**
- * One round: each workload on ours, then on its floor twin (the other way round
- * in even rounds), then on distribution; those that need ours to redirect are
- * skipped when it does not. A request-bound workload is warmed up on each first.
+ * One round: each workload on ours and its floor twin, then on distribution;
+ * those that need ours to redirect are skipped when it does not. A
+ * request-bound workload is warmed up on each first.
  */
 async function runRound({ round, rounds, workloads, servers, context, results }) {
   // Alternating, so whatever going first or second costs falls on ours and its floor alike.
@@ -97,35 +104,72 @@ async function runRound({ round, rounds, workloads, servers, context, results })
       continue;
     }
     const roles = rolesOf(workload, servers);
-    for (const role of order) {
-      const server = roles[role];
-      if (!server) continue;
-      const reason = workload.unsupported?.(server.state);
-      if (reason) {
-        results.unsupported(workload, role, reason);
-        continue;
-      }
-      const watched = [server, ...(role === "ours" ? (workload.alsoUses ?? []).map((name) => servers.instances[name]) : [])];
-      const warmUp = workload.floorTarget ? await workload.run({ ...context, round, config: warmUpConfig(context.config) }, server) : null;
-      const pidsBefore = watched.map((s) => s.workerPids());
-      const { result: outcome, wallMs, shares } = await measureCpu(
-        watched.flatMap((s) => s.processes()),
-        () => workload.run({ ...context, round }, server),
-      );
-      outcome.cpu = shares;
-      outcome.wallMs = wallMs;
-      outcome.round = round;
-      // A wrong answer while warming up is still a wrong answer.
-      if (warmUp) outcome.failures.push(...warmUp.failures.map((failure) => `warming up: ${failure}`));
-      // wrangler dev restarts the worker when its sources or dependencies change under it: say so, the figures are void.
-      for (const [i, s] of watched.entries()) {
-        if (s.workerPids() !== pidsBefore[i]) outcome.failures.push(`${s.name}'s processes changed during the run (${pidsBefore[i]} → ${s.workerPids()}): restarted`);
-      }
-      results.record(workload, role, outcome);
-      log(`[round ${round}/${rounds}] ${workload.id} ${server.name}: ${describe(workload, outcome)}`);
-      for (const s of watched) if (!s.alive()) throw new Error(`${s.name} died during ${workload.id}, round ${round}; its log ends:\n${logTail(s)}`);
+    const runnable = order.filter((role) => {
+      if (!roles[role]) return false;
+      const reason = workload.unsupported?.(roles[role].state);
+      if (reason) results.unsupported(workload, role, reason);
+      return !reason;
+    });
+    // Ours and its twin take turns, so the machine's drift within the round falls on both alike.
+    const twins = runnable.filter((role) => role !== "distribution");
+    const turns = workload.floorTarget && twins.length === 2 ? [twins, ...runnable.filter((role) => role === "distribution").map((role) => [role])] : runnable.map((role) => [role]);
+    for (const turn of turns) await runTurns({ workload, turn, roles, round, rounds, servers, context, results });
+  }
+}
+
+/**
+ * Runs a workload on the roles of `turn`: on two, in the round's slices, the
+ * order reversed every other slice (A B, B A, A B, ...), each role's slices
+ * then merged into one outcome; on one, in one go.
+ */
+async function runTurns({ workload, turn, roles, round, rounds, servers, context, results }) {
+  const slices = turn.length > 1 ? context.config.slices : 1;
+  const warmUps = new Map();
+  for (const role of turn) warmUps.set(role, workload.floorTarget ? await workload.run({ ...context, round, config: warmUpConfig(context.config) }, roles[role]) : null);
+  const parts = new Map(turn.map((role) => [role, []]));
+  for (let slice = 0; slice < slices; slice++) {
+    for (const role of slice % 2 === 0 ? turn : [...turn].reverse()) {
+      const config = slices > 1 ? sliceConfig(context.config, slice, slices) : context.config;
+      parts.get(role).push(await measuredRun({ workload, role, server: roles[role], servers, context: { ...context, round, config } }));
     }
   }
+  for (const role of turn) {
+    const server = roles[role];
+    const outcome = mergeRuns(parts.get(role));
+    outcome.round = round;
+    // A wrong answer while warming up is still a wrong answer.
+    const warmUp = warmUps.get(role);
+    if (warmUp) outcome.failures.push(...warmUp.failures.map((failure) => `warming up: ${failure}`));
+    results.record(workload, role, outcome);
+    log(`[round ${round}/${rounds}] ${workload.id} ${server.name}: ${describe(workload, outcome)}`);
+  }
+}
+
+/** One timed run of a workload on one server, with the CPU its processes took. */
+async function measuredRun({ workload, role, server, servers, context }) {
+  const watched = [server, ...(role === "ours" ? (workload.alsoUses ?? []).map((name) => servers.instances[name]) : [])];
+  const pidsBefore = watched.map((s) => s.workerPids());
+  const { result: outcome, wallMs, shares } = await measureCpu(
+    watched.flatMap((s) => s.processes()),
+    () => workload.run(context, server),
+  );
+  outcome.cpu = shares;
+  outcome.wallMs = wallMs;
+  // wrangler dev restarts the worker when its sources or dependencies change under it: say so, the figures are void.
+  for (const [i, s] of watched.entries()) {
+    if (s.workerPids() !== pidsBefore[i]) outcome.failures.push(`${s.name}'s processes changed during the run (${pidsBefore[i]} → ${s.workerPids()}): restarted`);
+  }
+  for (const s of watched) if (!s.alive()) throw new Error(`${s.name} died during ${workload.id}, round ${context.round}; its log ends:\n${logTail(s)}`);
+  return outcome;
+}
+
+/** The outcome of a run made in slices: its figures over all their samples, its CPU shares over their whole time. */
+function mergeRuns(runs) {
+  if (runs.length === 1) return runs[0];
+  const wallMs = runs.reduce((sum, run) => sum + run.wallMs, 0);
+  const cpu = {};
+  for (const run of runs) for (const [label, share] of Object.entries(run.cpu)) cpu[label] = (cpu[label] ?? 0) + (share * run.wallMs) / wallMs;
+  return { ...mergeOutcomes(runs), cpu, wallMs };
 }
 
 const withClient = (server, state = {}) => ({ ...server, client: new RegistryClient(server.name, server.baseUrl), state });

@@ -1,7 +1,8 @@
 /**
  * What a workload's run() returns: { values: { figureKey: number }, failures:
- * [message], notes: [text], operations: [[hop]] }. operations are the
- * responses each successful client operation saw, for the cost meter. A wrong
+ * [message], notes: [text], operations: [[hop]], samples? }. operations are
+ * the responses each successful client operation saw, for the cost meter;
+ * samples, what a pool's or a sequence's figures are computed from. A wrong
  * answer is a failure, kept out of the figures; run() never throws for one.
  */
 import { asOperation } from "../meter.mjs";
@@ -16,17 +17,30 @@ export const LATENCY = { key: "latency", label: "median ms", higherIsBetter: fal
 // fetch says only "fetch failed"; its cause says what failed (a reset connection, say).
 export const messageOf = (error) => (error instanceof Error ? `${error.message}${error.cause ? ` (${messageOf(error.cause)})` : ""}` : String(error));
 
+/**
+ * How each kind of outcome's figures come from its samples (the run's wall
+ * time and each successful operation's latency), so outcomes of one workload
+ * run in slices can be merged into the figures of one run (mergeOutcomes).
+ */
+const FIGURES = {
+  /** A concurrent pool: successful operations per second and their latency percentiles. */
+  pool: ({ ms, latencies }) => ({
+    rate: latencies.length > 0 ? perSecond(latencies.length, ms) : NaN,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  }),
+  /** Sequential operations: their median latency. */
+  latency: ({ latencies }) => ({ latency: median(latencies) }),
+};
+
+function sampledOutcome(kind, pool) {
+  const samples = { kind, ms: pool.ms, latencies: pool.latencies };
+  return { values: FIGURES[kind](samples), samples, failures: pool.failures.map(messageOf), operations: pool.operations };
+}
+
 /** Figures of a concurrent pool: successful operations per second and their latency percentiles. */
 export function poolOutcome(pool) {
-  return {
-    values: {
-      rate: pool.latencies.length > 0 ? perSecond(pool.latencies.length, pool.ms) : NaN,
-      p50: percentile(pool.latencies, 50),
-      p99: percentile(pool.latencies, 99),
-    },
-    failures: pool.failures.map(messageOf),
-    operations: pool.operations,
-  };
+  return sampledOutcome("pool", pool);
 }
 
 /** One timed transfer of `bytes`, as MiB/s; a failed check gives no figure. */
@@ -41,6 +55,19 @@ export async function transferOutcome(bytes, fn) {
 
 /** `repeats` sequential requests; the figure is their median latency. */
 export async function latencyOutcome(repeats, fn) {
-  const pool = await runPool({ count: repeats, concurrency: 1, task: fn });
-  return { values: { latency: median(pool.latencies) }, failures: pool.failures.map(messageOf), operations: pool.operations };
+  return sampledOutcome("latency", await runPool({ count: repeats, concurrency: 1, task: fn }));
+}
+
+/** One outcome from the outcomes of slices of one run (pool or latency outcomes of one kind): its figures over all their samples. */
+export function mergeOutcomes(slices) {
+  const { kind } = slices[0].samples;
+  if (slices.some((o) => o.samples?.kind !== kind)) throw new Error("mergeOutcomes: slices of different kinds");
+  const samples = { kind, ms: slices.reduce((sum, o) => sum + o.samples.ms, 0), latencies: slices.flatMap((o) => o.samples.latencies) };
+  return {
+    values: FIGURES[kind](samples),
+    samples,
+    failures: slices.flatMap((o) => o.failures),
+    operations: slices.flatMap((o) => o.operations),
+    notes: [...new Set(slices.flatMap((o) => o.notes ?? []))],
+  };
 }
