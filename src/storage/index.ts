@@ -48,26 +48,98 @@ export interface RequestScope extends SessionStart {
 }
 
 export function createStorage(env: Env, request: RequestScope): Storage {
-  const { meter } = request;
-  const session = openSession(env.DB, request);
-  const databases = new MeteredDatabases(session, meter);
-  const bucket = meterR2(env.BLOBS, meter);
-  const blobs = new BlobStore(databases, bucket);
-  return {
-    access: new AccessStore(databases),
-    blobs,
-    blobCache: new BlobCache(caches.default, blobs, request.origin),
-    presigner: new R2Presigner(env),
-    uploads: new Uploads(env.UPLOADS, env.UPLOAD_SECRET, meter, bucket, blobs, request.uploadExpirySeconds),
-    manifests: new ManifestStore(databases, bucket),
-    manifestCache: new ManifestCache(request.origin, request.manifestCacheSeconds, request.waitUntil),
-    policies: new PolicyStore(databases.db),
-    quotas: new QuotaStore(databases.db),
-    tags: new TagIndex(databases),
-    referrers: new ReferrerIndex(databases.db),
-    repositories: new RepositoryIndex(databases.db),
-    bookmark: () => session.bookmark(),
-  };
+  return new RequestStorage(env, request);
+}
+
+/**
+ * Each store made when the request first asks for it: most requests touch one
+ * or two of them (a tags page only its index), and this is built for every
+ * request. A class with private fields, not an object literal with getters,
+ * which V8 builds slowly.
+ */
+class RequestStorage implements Storage {
+  readonly #env: Env;
+  readonly #request: RequestScope;
+  readonly #session: Session;
+  readonly #databases: MeteredDatabases;
+  #bucket?: R2Bucket;
+  #access?: AccessStore;
+  #blobs?: BlobStore;
+  #blobCache?: BlobCache;
+  #presigner?: R2Presigner;
+  #uploads?: Uploads;
+  #manifests?: ManifestStore;
+  #manifestCache?: ManifestCache;
+  #policies?: PolicyStore;
+  #quotas?: QuotaStore;
+  #tags?: TagIndex;
+  #referrers?: ReferrerIndex;
+  #repositories?: RepositoryIndex;
+
+  constructor(env: Env, request: RequestScope) {
+    this.#env = env;
+    this.#request = request;
+    this.#session = openSession(env.DB, request);
+    this.#databases = new MeteredDatabases(this.#session, request.meter);
+  }
+
+  get #r2(): R2Bucket {
+    return (this.#bucket ??= meterR2(this.#env.BLOBS, this.#request.meter));
+  }
+
+  get access(): AccessStore {
+    return (this.#access ??= new AccessStore(this.#databases));
+  }
+
+  get blobs(): BlobStore {
+    return (this.#blobs ??= new BlobStore(this.#databases, this.#r2));
+  }
+
+  get blobCache(): BlobCache {
+    return (this.#blobCache ??= new BlobCache(caches.default, this.blobs, this.#request.origin));
+  }
+
+  get presigner(): R2Presigner {
+    return (this.#presigner ??= new R2Presigner(this.#env));
+  }
+
+  get uploads(): Uploads {
+    const { meter, uploadExpirySeconds } = this.#request;
+    return (this.#uploads ??= new Uploads(this.#env.UPLOADS, this.#env.UPLOAD_SECRET, meter, this.#r2, this.blobs, uploadExpirySeconds));
+  }
+
+  get manifests(): ManifestStore {
+    return (this.#manifests ??= new ManifestStore(this.#databases, this.#r2));
+  }
+
+  get manifestCache(): ManifestCache {
+    const { origin, manifestCacheSeconds, waitUntil } = this.#request;
+    return (this.#manifestCache ??= new ManifestCache(origin, manifestCacheSeconds, waitUntil));
+  }
+
+  get policies(): PolicyStore {
+    return (this.#policies ??= new PolicyStore(this.#databases.db));
+  }
+
+  get quotas(): QuotaStore {
+    return (this.#quotas ??= new QuotaStore(this.#databases.db));
+  }
+
+  get tags(): TagIndex {
+    return (this.#tags ??= new TagIndex(this.#databases));
+  }
+
+  get referrers(): ReferrerIndex {
+    return (this.#referrers ??= new ReferrerIndex(this.#databases.db));
+  }
+
+  get repositories(): RepositoryIndex {
+    return (this.#repositories ??= new RepositoryIndex(this.#databases.db));
+  }
+
+  bookmark(): string | null {
+    return this.#session.bookmark();
+  }
 }
 
 /** The request's session, metered around it, so what the primary confirms is counted too; each database opened by its first query. */
