@@ -18,9 +18,18 @@ export function presentedBookmark(c: Context<AppEnv>): string | undefined {
 export function bookmarkHeaders(c: Context<AppEnv>): ResponseHeader[] {
   const bookmark = c.get("storage").bookmark();
   if (!bookmark) return [];
-  const cookie = generateCookie(BOOKMARK, bookmark, { path: "/", httpOnly: true, sameSite: "Lax", secure: c.req.url.startsWith("https:") });
   return [
     [BOOKMARK, bookmark],
-    ["Set-Cookie", cookie],
+    ["Set-Cookie", cookieOf(bookmark, c.req.url.startsWith("https:"))],
   ];
+}
+
+/** The last cookie made: the bookmark only moves with writes, so reads answer the same one again and again. */
+let lastCookie = { bookmark: "", secure: false, cookie: "" };
+
+function cookieOf(bookmark: string, secure: boolean): string {
+  if (lastCookie.bookmark !== bookmark || lastCookie.secure !== secure) {
+    lastCookie = { bookmark, secure, cookie: generateCookie(BOOKMARK, bookmark, { path: "/", httpOnly: true, sameSite: "Lax", secure }) };
+  }
+  return lastCookie.cookie;
 }

@@ -46,7 +46,7 @@ type Query = { start: string; sql: string };
  * session that does not begin on the primary is a replica that has seen
  * nothing yet: every read finds no row.
  */
-function recordedDatabase({ lagging = false } = {}): { DB: D1Database; queries: Query[]; starts: string[] } {
+function recordedDatabase({ lagging = false, bookmark = undefined as string | undefined } = {}): { DB: D1Database; queries: Query[]; starts: string[] } {
   const queries: Query[] = [];
   const starts: string[] = [];
   const DB = {
@@ -63,7 +63,7 @@ function recordedDatabase({ lagging = false } = {}): { DB: D1Database; queries: 
           queries.push({ start, sql: "batch" });
           return session.batch(statements);
         },
-        getBookmark: () => session.getBookmark(),
+        getBookmark: () => bookmark ?? session.getBookmark(),
       };
     },
   } as unknown as D1Database;
@@ -322,6 +322,29 @@ describe("D1 sessions", () => {
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/Path=\//);
     expect(cookie).toMatch(/SameSite=Lax/);
+  });
+
+  it("the cookie carries the bookmark the response does, and is Secure over https only", async () => {
+    const { repo, tag } = await pushed();
+    // Bookmarks as D1 would report them, pinned so that two requests reach the same one.
+    const cookieOf = async (bookmark: string, origin: string) => {
+      const response = await fetchWithEnv(recordedDatabase({ bookmark }), `${origin}${manifestPath(repo, tag)}`);
+      expect(response.headers.get("Registry-Bookmark")).toBe(bookmark);
+      return response.headers.get("Set-Cookie")!;
+    };
+    const first = `00000000-00000001-00000000-${"0".repeat(32)}`;
+    const later = `00000000-00000002-00000000-${"0".repeat(32)}`;
+    for (const [bookmark, origin, secure] of [
+      [first, "http://registry.test", false],
+      [first, "https://registry.test", true],
+      [first, "http://registry.test", false],
+      [later, "http://registry.test", false],
+      [later, "https://registry.test", true],
+    ] as const) {
+      const cookie = await cookieOf(bookmark, origin);
+      expect(cookie).toContain(`Registry-Bookmark=${bookmark};`);
+      expect(/; Secure/.test(cookie), `${origin} ${cookie}`).toBe(secure);
+    }
   });
 
   it("reads begin on any replica, or from the bookmark the client brings in a header or a cookie; writes on the primary", async () => {
