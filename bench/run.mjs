@@ -141,7 +141,9 @@ async function runTurns({ workload, turn, roles, round, rounds, servers, context
     const warmUp = warmUps.get(role);
     if (warmUp) outcome.failures.push(...warmUp.failures.map((failure) => `warming up: ${failure}`));
     results.record(workload, role, outcome);
-    log(`[round ${round}/${rounds}] ${workload.id} ${server.name}: ${describe(workload, outcome)}`);
+    // Each slice's first figure too, in the log only: how far a figure moves within one round.
+    const slicesOf = parts.get(role).length > 1 ? ` (slices: ${parts.get(role).map((part) => formatNumber(part.values[workload.figures[0].key])).join(" ")})` : "";
+    log(`[round ${round}/${rounds}] ${workload.id} ${server.name}: ${describe(workload, outcome)}${slicesOf}`);
   }
 }
 
