@@ -62,11 +62,12 @@ function describe(workload, outcome) {
   return `${figures}${outcome.failures.length ? `, ${outcome.failures.length} FAILED: ${outcome.failures[0]}` : ""}`;
 }
 
-/** The servers that play each role in a workload: the instance of ours it names, the floor if it has a twin, distribution unless not. */
+/** The servers that play each role in a workload: the instance of ours it names, that instance's floor if it has a twin, distribution unless not. */
 function rolesOf(workload, servers) {
+  const instance = workload.instance ?? "ours";
   return {
-    ours: servers.instances[workload.instance ?? "ours"],
-    floor: workload.floor ? servers.floor : undefined,
+    ours: servers.instances[instance],
+    floor: workload.floor ? servers.floors[instance] : undefined,
     distribution: workload.peer === false ? undefined : servers.distribution,
   };
 }
@@ -227,7 +228,7 @@ async function startMain({ workloads, serverSpec, context }) {
   };
   const ours = await start(() => startOurs({ repoDir: REPO_DIR, workDir }));
   const distribution = workloads.some((w) => w.peer !== false) ? await start(() => startDistribution({ binary, workDir })) : undefined;
-  const servers = { instances: { ours }, distribution, floor: undefined };
+  const servers = { instances: { ours }, distribution, floors: {} };
   log(`setup (untimed) …`);
   const reads = (prefix) => workloads.some((w) => w.id.startsWith(prefix));
   const needs = { tags: reads("tags-"), referrers: reads("referrers-") };
@@ -253,12 +254,15 @@ async function startMain({ workloads, serverSpec, context }) {
     lines.push(`${variant.name}: a second \`npm start\` with ${vars}, ${server.baseUrl}`);
   }
   if (distribution) lines.push(`distribution: ${distribution.baseUrl}`);
-  const twins = workloads.filter((w) => w.floor && servers.instances[w.instance ?? "ours"]);
-  if (twins.length > 0) {
-    log("floor: recording ours' answers for the twins …");
-    servers.floor = await start(() => startFloor({ repoDir: REPO_DIR, workDir }), ours.state);
-    await prepareFloor({ floor: servers.floor, workloads: twins, context, instances: servers.instances, log });
-    lines.push(`floor: bench/floor/worker.js under the same wrangler dev, ${servers.floor.baseUrl}, replaying ours' answers`);
+  // A floor for each instance of ours, serving the twins of its workloads only: so each floor is busy, and idle, when its instance is.
+  for (const instance of Object.keys(servers.instances)) {
+    const twins = workloads.filter((w) => w.floor && (w.instance ?? "ours") === instance);
+    if (twins.length === 0) continue;
+    log(`floor of ${instance}: recording its answers for the twins …`);
+    const floor = await start(() => startFloor({ repoDir: REPO_DIR, workDir, twinOf: instance }), ours.state);
+    await prepareFloor({ floor, workloads: twins, context, instances: servers.instances, log });
+    servers.floors[instance] = floor;
+    lines.push(`floor of ${instance}: bench/floor/worker.js under the same wrangler dev, ${floor.baseUrl}, replaying ${instance}'s answers`);
   }
   log(`setup: ${[ours, distribution].filter(Boolean).map((s) => `${s.name} ${JSON.stringify(s.state)}`).join(", ")}`);
   return { servers, lines };

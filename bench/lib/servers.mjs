@@ -167,12 +167,13 @@ function wranglerProcesses(child, port) {
   };
 }
 
-/** The floor Worker (bench/floor) under the same wrangler dev as ours, over a fresh state directory. */
-export async function startFloor({ repoDir, workDir }) {
+/** The floor Worker (bench/floor) under the same wrangler dev as ours, over a fresh state directory: the twin of the instance of ours `twinOf`. */
+export async function startFloor({ repoDir, workDir, twinOf = "ours" }) {
   const port = await freePort();
-  const stateDir = mkdtempSync(join(workDir, "floor-state-"));
-  const logPath = join(workDir, "floor.log");
-  const args = ["dev", "--config", "bench/floor/wrangler.toml", "--persist-to", stateDir, "--port", String(port), "--ip", "127.0.0.1"];
+  const stateDir = mkdtempSync(join(workDir, `floor-of-${twinOf}-state-`));
+  const logPath = join(workDir, `floor-of-${twinOf}.log`);
+  // Its own inspector port, as ours has: several floors may run at once.
+  const args = ["dev", "--config", "bench/floor/wrangler.toml", "--persist-to", stateDir, "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(await freePort())];
   const { child, server } = await launch(join(repoDir, "node_modules/.bin/wrangler"), args, { cwd: repoDir, env: wranglerEnv(), logPath, port });
   return { ...server, name: "floor", dataDir: stateDir, ...wranglerProcesses(child, port) };
 }
