@@ -104,8 +104,7 @@ class RequestStorage implements Storage {
   }
 
   get uploads(): Uploads {
-    const { meter, uploadExpirySeconds } = this.#request;
-    return (this.#uploads ??= new Uploads(this.#env.UPLOADS, this.#env.UPLOAD_SECRET, meter, this.#r2, this.blobs, uploadExpirySeconds));
+    return (this.#uploads ??= new Uploads(this.#env.UPLOADS, this.#env.UPLOAD_SECRET, this.#request.meter, this.#r2, this.blobs, this.#request.uploadExpirySeconds));
   }
 
   get manifests(): ManifestStore {
@@ -113,8 +112,7 @@ class RequestStorage implements Storage {
   }
 
   get manifestCache(): ManifestCache {
-    const { origin, manifestCacheSeconds, waitUntil } = this.#request;
-    return (this.#manifestCache ??= new ManifestCache(origin, manifestCacheSeconds, waitUntil));
+    return (this.#manifestCache ??= new ManifestCache(this.#request.origin, this.#request.manifestCacheSeconds, this.#request.waitUntil));
   }
 
   get policies(): PolicyStore {

@@ -44,9 +44,10 @@ type Query = { start: string; sql: string };
  * The D1 binding with every query recorded by the start of its session
  * ("first-unconstrained", "first-primary" or a bookmark). With `lagging`, a
  * session that does not begin on the primary is a replica that has seen
- * nothing yet: every read finds no row.
+ * nothing yet: every read finds no row. With `bookmark`, every session
+ * reports that bookmark as the one its queries reached.
  */
-function recordedDatabase({ lagging = false, bookmark = undefined as string | undefined } = {}): { DB: D1Database; queries: Query[]; starts: string[] } {
+function recordedDatabase({ lagging = false, bookmark }: { lagging?: boolean; bookmark?: string } = {}): { DB: D1Database; queries: Query[]; starts: string[] } {
   const queries: Query[] = [];
   const starts: string[] = [];
   const DB = {

@@ -60,8 +60,8 @@ export async function latencyOutcome(repeats, fn) {
 
 /** One outcome from the outcomes of slices of one run (pool or latency outcomes of one kind): its figures over all their samples. */
 export function mergeOutcomes(slices) {
-  const { kind } = slices[0].samples;
-  if (slices.some((o) => o.samples?.kind !== kind)) throw new Error("mergeOutcomes: slices of different kinds");
+  const kind = slices[0].samples?.kind;
+  if (!kind || slices.some((o) => o.samples?.kind !== kind)) throw new Error("mergeOutcomes: only pool or latency outcomes of one kind merge");
   const samples = { kind, ms: slices.reduce((sum, o) => sum + o.samples.ms, 0), latencies: slices.flatMap((o) => o.samples.latencies) };
   return {
     values: FIGURES[kind](samples),
