@@ -115,6 +115,19 @@ describe("blob HEAD", () => {
   });
 });
 
+describe("a tags page", () => {
+  it("is one D1 query reading a row per tag it lists and one more (is there a next page?): D1 bills rows read", async () => {
+    const { repo, bytes } = await taggedImage();
+    for (const tag of ["v2", "v3", "v4", "v5"]) expect((await putManifest(repo, tag, bytes)).status).toBe(201);
+    const first = await fetchRegistry(`/v2/${repo}/tags/list?n=2`);
+    expect(((await first.clone().json()) as { tags: string[] }).tags).toEqual(["v1", "v2"]);
+    expect(costOf(first)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 3 });
+    const last = await fetchRegistry(`/v2/${repo}/tags/list?n=2&last=v4`);
+    expect(((await last.clone().json()) as { tags: string[] }).tags).toEqual(["v5"]);
+    expect(costOf(last)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 1 });
+  });
+});
+
 describe("a referrers page", () => {
   it("is one D1 query reading a row per referrer and one more (is there a next page?), which answers one row: SQLite joins the descriptors", async () => {
     const repo = uniqueRepo();
