@@ -20,7 +20,8 @@ const SETTINGS = {
   referrers: [1000, 250, "referrers of the referrers subject"],
   pageRequests: [1000, 60, "requests per round for a first or deep page of tags or referrers (concurrency 8)"],
   thresholdPulls: [30, 6, "sequential pulls per blob size and path per round in redirect-threshold"],
-  walks: [10, 2, "all-pages walks per round"],
+  walks: [10, 2, "all-pages walks per round with n=100 (100 pages of tags, 10 of referrers)"],
+  pageWalks: [100, 10, "all-pages walks per round without n: ours answers each in one page, so one walk is one request"],
   slices: [4, 2, "slices per round in which a workload with a floor twin alternates between ours and the twin (ours, twin, twin, ours, ...)"],
   setupConcurrency: [8, 8, "concurrency of the untimed setup pushes"],
 };
@@ -66,7 +67,8 @@ export function loadConfig(argv = process.argv.slice(2), env = process.env) {
   // The deep-page workloads ask for n=100 after the entry 101 from the end, and the first page must have a next.
   for (const name of ["tags", "referrers"]) if (config[name] < 201) throw new Error(`${name} must be at least 201 for the paging workloads`);
   // Every slice makes at least one request (walks are the fewest).
-  if (!Number.isInteger(config.slices) || config.slices > config.walks) throw new Error(`slices must be a whole number of at most walks (${config.walks}), got ${config.slices}`);
+  const fewest = Math.min(config.walks, config.pageWalks);
+  if (!Number.isInteger(config.slices) || config.slices > fewest) throw new Error(`slices must be a whole number of at most walks and pageWalks (${fewest}), got ${config.slices}`);
   const ids = (list) => (list ? new Set(list.split(",").map((s) => s.trim()).filter(Boolean)) : null);
   config.only = ids(flags.only ?? env.BENCH_ONLY);
   config.skip = ids(flags.skip ?? env.BENCH_SKIP);

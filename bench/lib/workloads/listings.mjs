@@ -57,8 +57,12 @@ function pageOf({ id, title, unsupported, target, fetchAndCheck }) {
   };
 }
 
-/** A walk of every page, `walks` times in a row; the figure is the median walk. */
-function walkOf({ id, title, unsupported, start, walk }) {
+/**
+ * A walk of every page, `walks` times in a row (`pageWalks` without n: one
+ * request each, 10 of them were 50 ms of timing a round); the figure is the
+ * median walk.
+ */
+function walkOf({ id, title, unsupported, start, walk, paged }) {
   return {
     id,
     title,
@@ -68,7 +72,7 @@ function walkOf({ id, title, unsupported, start, walk }) {
     floor: (context) => [{ method: "GET", target: start(context), walk: true }],
     async run(context, server) {
       let shape = "";
-      const outcome = await latencyOutcome(context.config.walks, async () => {
+      const outcome = await latencyOutcome(paged ? context.config.walks : context.config.pageWalks, async () => {
         shape = await walk(context, server);
       });
       return { ...outcome, notes: shape ? [shape] : [] };
@@ -114,6 +118,7 @@ function tagsWalk(id, pageSize) {
   return walkOf({
     id,
     title: `tag list, all pages following Link (${pageSize ? `n=${pageSize}` : "no n: server's page size"})`,
+    paged: pageSize !== null,
     start: () => `/v2/${REPOS.tags}/tags/list${query}`,
     async walk({ data }, { client, state }) {
       const walk = await walkPages(client, (t) => client.tagsPage(t), `/v2/${REPOS.tags}/tags/list${query}`, (tag) => tag, data.tags, state.paginatesTags);
@@ -172,6 +177,7 @@ function referrersWalk(id, pageSize) {
   return walkOf({
     id,
     title: `referrers, all pages following Link (${pageSize ? `n=${pageSize}` : "no n: server's page size"})`,
+    paged: pageSize !== null,
     unsupported: referrersApi,
     start,
     async walk(context, { client }) {
