@@ -41,6 +41,8 @@ export function createApp(): Hono<AppEnv> {
         bookmark: presentedBookmark(c),
         origin: originOf(c),
         manifestCacheSeconds: config.MANIFEST_CACHE_SECONDS,
+        // Deleted content's bound, and never past garbage collection's grace: the bytes must outlive the memory of them.
+        blobMemorySeconds: Math.min(config.MANIFEST_CACHE_SECONDS, config.GC_GRACE_SECONDS),
         uploadExpirySeconds: config.UPLOAD_EXPIRY_SECONDS,
         waitUntil: (promise) => c.executionCtx.waitUntil(promise),
       }),

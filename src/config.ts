@@ -30,7 +30,7 @@ const VARS = z.object({
   COST_HEADER: z.enum(["on", "off"]).default("off"),
   // "on": one log line per request with its cost (Workers Logs, sampled by the deployment's head_sampling_rate); "off": none.
   REQUEST_LOG: z.enum(["on", "off"]).default("on"),
-  // How long a manifest read by digest stays in a location's cache: the longest a deleted one may be served elsewhere. 0: not cached.
+  // How long a manifest read by digest stays in a location's cache, and a blob found in a repository in an isolate's memory: the longest deleted content may be served elsewhere. 0: neither.
   MANIFEST_CACHE_SECONDS: z.string().regex(/^[0-9]{1,9}$/, "expected a whole number of seconds").transform(Number).default(60),
   // Retention where no policy sets it: untagged manifests older than this many days are deleted ("never": kept)...
   RETENTION_UNTAGGED_DAYS: retention("never", 36_500),

@@ -1,3 +1,4 @@
+import { Memo } from "../memo";
 import type { Digest } from "../oci/digest";
 import type { ByteRange } from "../oci/range";
 import type { RepositoryName } from "../oci/names";
@@ -40,19 +41,38 @@ const LINKED = "EXISTS (SELECT 1 FROM repository_blobs WHERE repository = ?1 AND
 // A link made again is dated anew, so that garbage collection does not sweep a link a push or mount just made (migrations/0006_gc.sql).
 const RELINKED = "ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at";
 
+/**
+ * Blobs this isolate found in a repository lately, by repository and digest:
+ * a hot blob's GET or HEAD reads no D1. What a digest names never changes;
+ * only the repository's link to it can go, and a DELETE or garbage
+ * collection forgets it here at once. Module state, shared by every request
+ * the isolate serves.
+ */
+const found = new Memo<BlobStat>(Infinity);
+
 /** Blobs: bytes in R2, shared by digest; which repositories hold them, in D1. */
 export class BlobStore {
+  /**
+   * @param rememberSeconds how long a blob `stat` found is remembered (0: not
+   *   at all): the longest another isolate may still serve a blob a DELETE
+   *   took from the repository. Never longer than garbage collection's
+   *   grace, so the bytes a remembered blob names are still in R2.
+   */
   constructor(
     private readonly databases: Databases,
     private readonly bucket: R2Bucket,
+    private readonly rememberSeconds = 0,
   ) {}
 
   private get db(): Database {
     return this.databases.db;
   }
 
-  /** The blob if this repository holds it (looked for on the primary too before saying it does not). */
+  /** The blob if this repository holds it (looked for on the primary too before saying it does not), for a GET or HEAD to serve. */
   async stat(repository: RepositoryName, digest: Digest): Promise<BlobStat | null> {
+    const key = foundKey(repository, digest);
+    const remembered = found.get(key);
+    if (remembered) return remembered;
     const row = await confirmed(this.databases, (db) =>
       db
         .prepare(
@@ -62,7 +82,10 @@ export class BlobStore {
         .bind(repository, digest)
         .first<{ size: number; object_key: string; created_at: number }>(),
     );
-    return row && { digest, size: row.size, objectKey: row.object_key, createdAt: row.created_at };
+    if (!row) return null;
+    const stat = { digest, size: row.size, objectKey: row.object_key, createdAt: row.created_at };
+    if (this.rememberSeconds > 0) found.set(key, stat, Date.now() + this.rememberSeconds * 1000);
+    return stat;
   }
 
   async read(blob: StoredBlob, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
@@ -142,8 +165,19 @@ export class BlobStore {
         .prepare(`SELECT EXISTS (SELECT 1 FROM repository_blobs WHERE repository = ?1 AND digest = ?2) AS held, (${REFERENCING}) AS manifest`)
         .bind(repository, digest),
     ]);
+    // After D1, so no pull here can remember it again.
+    found.delete(foundKey(repository, digest));
     if (deleted!.meta.changes > 0) return { result: "unlinked" };
     const { held, manifest } = state!.results[0]!;
     return held && manifest ? { result: "referenced", manifest } : { result: "not-held" };
   }
+}
+
+/** Forgets blobs their repositories no longer hold (garbage collection took the links), in this isolate. */
+export function forgetFoundBlobs(links: readonly { repository: RepositoryName; digest: Digest }[]): void {
+  for (const { repository, digest } of links) found.delete(foundKey(repository, digest));
+}
+
+function foundKey(repository: RepositoryName, digest: Digest): string {
+  return `${repository} ${digest}`;
 }

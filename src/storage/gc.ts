@@ -1,3 +1,6 @@
+import type { Digest } from "../oci/digest";
+import type { RepositoryName } from "../oci/names";
+import { forgetFoundBlobs } from "./blobs";
 import { forgetIntents } from "./intents";
 
 /** The last link a mark of links looked at; empty strings before the first. */
@@ -77,15 +80,16 @@ export class GcStore {
    * every candidate it weighed.
    */
   async sweepLinks(seenBefore: number, limit: number): Promise<SweptBatch> {
-    // The links deleted are counted by what RETURNING gives back: meta.changes also counts the rows the usage triggers update.
-    const [deleted, weighed] = await this.db.batch([
+    // The links deleted are what RETURNING gives back (meta.changes also counts the rows the usage triggers update), which this isolate forgets.
+    const [deleted, weighed] = await this.db.batch<{ repository: RepositoryName; digest: Digest }>([
       this.db
         .prepare(
-          `DELETE FROM repository_blobs AS p WHERE (repository, digest, created_at) IN (${DUE_LINKS}) AND NOT ${REFERENCED} RETURNING 1`,
+          `DELETE FROM repository_blobs AS p WHERE (repository, digest, created_at) IN (${DUE_LINKS}) AND NOT ${REFERENCED} RETURNING repository, digest`,
         )
         .bind(seenBefore, limit),
       this.db.prepare(`DELETE FROM gc_links WHERE (repository, digest) IN (SELECT repository, digest FROM (${DUE_LINKS}))`).bind(seenBefore, limit),
     ]);
+    forgetFoundBlobs(deleted!.results);
     return { deleted: deleted!.results.length, weighed: weighed!.meta.changes };
   }
 

@@ -42,6 +42,8 @@ export interface RequestScope extends SessionStart {
   /** The origin the request came to: the cache's keys live under it. */
   origin: string;
   manifestCacheSeconds: number;
+  /** How long an isolate remembers a blob a repository holds (see BlobStore). */
+  blobMemorySeconds: number;
   uploadExpirySeconds: number;
   /** Keeps work going after the response is sent. */
   waitUntil(promise: Promise<unknown>): void;
@@ -92,7 +94,7 @@ class RequestStorage implements Storage {
   }
 
   get blobs(): BlobStore {
-    return (this.#blobs ??= new BlobStore(this.#databases, this.#r2));
+    return (this.#blobs ??= new BlobStore(this.#databases, this.#r2, this.#request.blobMemorySeconds));
   }
 
   get blobCache(): BlobCache {

@@ -80,15 +80,19 @@ describe("blob GET", () => {
     }
   });
 
-  it("below REDIRECT_MIN_BYTES is answered directly: one D1 query, and R2 reads only until the edge cache holds the blob", async () => {
+  it("below REDIRECT_MIN_BYTES is answered directly: one D1 query and R2 reads the first time, none once the isolate remembers the blob and the edge cache holds it", async () => {
     const repo = uniqueRepo();
     const bytes = randomBytes(1000);
     const digest = await pushBlob(repo, bytes);
-    for (const r2ClassB of [2, 0]) {
+    const expected = [
+      { ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number), r2ClassB: 2, bytesOut: bytes.length },
+      { ...NO_COST, bytesOut: bytes.length },
+    ];
+    for (const cost of expected) {
       const response = await fetchWithEnv(REDIRECTED, `/v2/${repo}/blobs/${digest}`, { redirect: "manual" });
       expect(response.status).toBe(200);
       expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes);
-      expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number), r2ClassB, bytesOut: bytes.length });
+      expect(costOf(response)).toEqual(cost);
     }
   });
 
@@ -106,12 +110,28 @@ describe("blob GET", () => {
 });
 
 describe("blob HEAD", () => {
-  it("is one D1 query (the repository's link joined to the blob) and no R2 operation", async () => {
+  const ONE_QUERY = { ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number) };
+
+  it("is one D1 query (the repository's link joined to the blob) and no R2 operation; again, none: the isolate remembers the blob", async () => {
     const repo = uniqueRepo();
     const digest = await pushBlob(repo, randomBytes(1000));
-    const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "HEAD" });
-    expect(response.status).toBe(200);
-    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number) });
+    for (const cost of [ONE_QUERY, NO_COST]) {
+      const response = await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "HEAD" });
+      expect(response.status).toBe(200);
+      expect(costOf(response)).toEqual(cost);
+    }
+  });
+
+  it("queries D1 every time when MANIFEST_CACHE_SECONDS (deleted content's bound) or GC_GRACE_SECONDS (the bytes' last hold) is 0", async () => {
+    for (const vars of [{ MANIFEST_CACHE_SECONDS: "0" }, { GC_GRACE_SECONDS: "0" }]) {
+      const repo = uniqueRepo();
+      const digest = await pushBlob(repo, randomBytes(1000));
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const response = await fetchWithEnv(vars, `/v2/${repo}/blobs/${digest}`, { method: "HEAD" });
+        expect(response.status).toBe(200);
+        expect(costOf(response)).toEqual(ONE_QUERY);
+      }
+    }
   });
 });
 

@@ -120,6 +120,14 @@ describe("end-10 DELETE /v2/<name>/blobs/<digest>", () => {
     expect(await digestOf(new Uint8Array(await kept.arrayBuffer()))).toBe(digest);
   });
 
+  it("is 404 at once for a blob just pulled, which the isolate remembered", async () => {
+    const repo = uniqueRepo();
+    const digest = await pushBlob(repo, randomBytes(300));
+    for (const method of ["HEAD", "GET"]) expect((await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method })).status).toBe(200);
+    expect((await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method: "DELETE" })).status).toBe(202);
+    for (const method of ["HEAD", "GET"]) expect((await fetchRegistry(`/v2/${repo}/blobs/${digest}`, { method })).status).toBe(404);
+  });
+
   it("is 404 BLOB_UNKNOWN for a blob the repository does not hold", async () => {
     const response = await fetchRegistry(`/v2/${uniqueRepo()}/blobs/sha256:${"0".repeat(64)}`, { method: "DELETE" });
     expect(response.status).toBe(404);
