@@ -4,8 +4,9 @@
  * wrangler dev, workerd and R2 simulator, by the same client in the same
  * round. Before the rounds, the answers of ours to the requests a workload
  * makes are recorded here and handed to the floor, which replays them: the
- * same status, headers and body, or one R2 get where ours streams a blob. So
- * the floor answers exactly what ours answers, the client's checks pass on
+ * same status, headers and body, or one R2 get where ours streams a blob, as
+ * ours answers each request the second time (warm, as the rounds time it).
+ * So the floor answers exactly what ours answers, the client's checks pass on
  * both, and ours / floor is what ours costs on top of the simulator.
  */
 import { check, REDIRECTS } from "./client.mjs";
@@ -37,6 +38,16 @@ class Recorder {
   }
 
   async record(sourceBase, spec) {
+    for (const keep of [false, true]) await this.#answers(sourceBase, spec, keep);
+  }
+
+  /**
+   * Makes the requests of `spec`, keeping the answers if `keep`. Recorded the
+   * second time: the rounds time ours warm, where a manifest by digest or a
+   * blob it found before is answered without a D1 query, and the floor
+   * replays that, not what a first request cost.
+   */
+  async #answers(sourceBase, spec, keep) {
     const { method = "GET", headers = {}, object, walk } = spec;
     let target = new URL(spec.target, sourceBase);
     while (target) {
@@ -44,7 +55,7 @@ class Recorder {
       const entry = { method, path: `${target.pathname}${target.search}`, status: response.status, headers: this.#headers(response, sourceBase), body: null, object: null };
       if (object && REDIRECTS.includes(response.status)) {
         entry.body = await this.#body(response);
-        this.#add(entry);
+        if (keep) this.#add(entry);
         target = new URL(response.headers.get("location"), target);
         check(target.origin === new URL(sourceBase).origin, `floor: ours redirects to another origin (${target.origin}); the floor cannot stand in for it`);
         continue;
@@ -54,11 +65,11 @@ class Recorder {
         // The blob's bytes come from the floor's own R2 object, not from the recording.
         await response.body?.cancel();
         entry.object = object.key;
-        this.objects.set(object.key, object);
+        if (keep) this.objects.set(object.key, object);
       } else {
         entry.body = await this.#body(response);
       }
-      this.#add(entry);
+      if (keep) this.#add(entry);
       target = walk ? nextOf(response, target) : null;
     }
   }
