@@ -12,8 +12,15 @@
 import { check, REDIRECTS } from "./client.mjs";
 import { runPool } from "./pool.mjs";
 
-// Hop-by-hop headers and the date belong to the connection, not to the answer.
-const NOT_REPLAYED = new Set(["connection", "keep-alive", "transfer-encoding", "date"]);
+/*
+ * Hop-by-hop headers and the date belong to the connection, not to the
+ * answer; so does Content-Encoding, which the simulator adds as Cloudflare's
+ * edge would (gzip for a client that accepts it, on a response with no or a
+ * compressible Content-Type). Replayed, it told the simulator the floor's
+ * answer was compressed already, and the floor skipped the compression ours
+ * pays (an empty gzip stream on every redirect).
+ */
+const NOT_REPLAYED = new Set(["connection", "keep-alive", "transfer-encoding", "date", "content-encoding"]);
 
 /** The link of a `Link: <...>; rel="next"` header, or null. */
 function nextOf(response, base) {
