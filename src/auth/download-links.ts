@@ -64,15 +64,10 @@ export function linkExpiry(now: number, ttlSeconds: number): number {
 
 /** The path and query of a signed link (relative to the registry's origin). */
 export async function signDownload(secret: string, grant: DownloadGrant): Promise<string> {
-  const query = new URLSearchParams({
-    key: grant.objectKey,
-    size: String(grant.size),
-    created: String(grant.created),
-    expires: String(grant.expires),
-    public: grant.public ? "1" : "0",
-    signature: (await macOf(secret, grant)).remember(),
-  });
-  return `/downloads/${grant.digest}/${grant.filename}?${query}`;
+  const signature = (await macOf(secret, grant)).remember();
+  // Only the key needs escaping: the other values are digits and hex, which every hop of a redirect sends as they are.
+  const query = `key=${encodeURIComponent(grant.objectKey)}&size=${grant.size}&created=${grant.created}&expires=${grant.expires}&public=${grant.public ? 1 : 0}`;
+  return `/downloads/${grant.digest}/${grant.filename}?${query}&signature=${signature}`;
 }
 
 /** What a link grants, or why it is refused; `now` in unix seconds. */
