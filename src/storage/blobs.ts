@@ -53,7 +53,7 @@ const found = new Memo<BlobStat>(Infinity);
 /** Blobs: bytes in R2, shared by digest; which repositories hold them, in D1. */
 export class BlobStore {
   /**
-   * @param rememberSeconds how long a blob `stat` found is remembered (0: not
+   * @param memorySeconds how long a blob `stat` found is remembered (0: not
    *   at all): the longest another isolate may still serve a blob a DELETE
    *   took from the repository. Never longer than garbage collection's
    *   grace, so the bytes a remembered blob names are still in R2.
@@ -61,7 +61,7 @@ export class BlobStore {
   constructor(
     private readonly databases: Databases,
     private readonly bucket: R2Bucket,
-    private readonly rememberSeconds = 0,
+    private readonly memorySeconds = 0,
   ) {}
 
   private get db(): Database {
@@ -84,7 +84,7 @@ export class BlobStore {
     );
     if (!row) return null;
     const stat = { digest, size: row.size, objectKey: row.object_key, createdAt: row.created_at };
-    if (this.rememberSeconds > 0) found.set(key, stat, Date.now() + this.rememberSeconds * 1000);
+    if (this.memorySeconds > 0) found.set(key, stat, Date.now() + this.memorySeconds * 1000);
     return stat;
   }
 
@@ -166,14 +166,14 @@ export class BlobStore {
         .bind(repository, digest),
     ]);
     // After D1, so no pull here can remember it again.
-    found.delete(foundKey(repository, digest));
+    forgetFoundBlobs([{ repository, digest }]);
     if (deleted!.meta.changes > 0) return { result: "unlinked" };
     const { held, manifest } = state!.results[0]!;
     return held && manifest ? { result: "referenced", manifest } : { result: "not-held" };
   }
 }
 
-/** Forgets blobs their repositories no longer hold (garbage collection took the links), in this isolate. */
+/** Forgets blobs their repositories no longer hold (a DELETE or garbage collection took the links), in this isolate. */
 export function forgetFoundBlobs(links: readonly { repository: RepositoryName; digest: Digest }[]): void {
   for (const { repository, digest } of links) found.delete(foundKey(repository, digest));
 }
