@@ -136,15 +136,31 @@ describe("blob HEAD", () => {
 });
 
 describe("a tags page", () => {
-  it("is one D1 query reading a row per tag it lists and one more (is there a next page?): D1 bills rows read", async () => {
+  const tagsOf = async (response: Response) => ((await response.clone().json()) as { tags: string[] }).tags;
+
+  it("is one D1 query reading the tag list's version, a row per tag it lists and one more (is there a next page?): D1 bills rows read", async () => {
     const { repo, bytes } = await taggedImage();
     for (const tag of ["v2", "v3", "v4", "v5"]) expect((await putManifest(repo, tag, bytes)).status).toBe(201);
     const first = await fetchRegistry(`/v2/${repo}/tags/list?n=2`);
-    expect(((await first.clone().json()) as { tags: string[] }).tags).toEqual(["v1", "v2"]);
-    expect(costOf(first)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 3 });
+    expect(await tagsOf(first)).toEqual(["v1", "v2"]);
+    expect(costOf(first)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 4 });
     const last = await fetchRegistry(`/v2/${repo}/tags/list?n=2&last=v4`);
-    expect(((await last.clone().json()) as { tags: string[] }).tags).toEqual(["v5"]);
-    expect(costOf(last)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 1 });
+    expect(await tagsOf(last)).toEqual(["v5"]);
+    expect(costOf(last)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 2 });
+  });
+
+  it("asked again, reads one row, the version: the isolate remembers the page; a tag moved to another manifest leaves it so", async () => {
+    const { repo } = await taggedImage();
+    const { bytes: other } = await pushImage(repo, 2);
+    for (const tag of ["v2", "v3"]) expect((await putManifest(repo, tag, other)).status).toBe(201);
+    const listed = await fetchRegistry(`/v2/${repo}/tags/list`);
+    expect(costOf(listed)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 4 });
+    expect((await putManifest(repo, "v1", other)).status).toBe(201);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const again = await fetchRegistry(`/v2/${repo}/tags/list`);
+      expect(await again.text()).toBe(await listed.clone().text());
+      expect(costOf(again)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 1 });
+    }
   });
 });
 
@@ -204,11 +220,11 @@ describe("a manifest PUT (a D1 write path)", () => {
     expect(cost.d1RowsWritten).toBeGreaterThanOrEqual(5);
   });
 
-  it("and deleting a tag is one D1 batch of two statements (the delete, and what holds the tag if it stayed), writing one row", async () => {
+  it("and deleting a tag is one D1 batch of two statements (the delete, and what holds the tag if it stayed), writing two rows: the tag's, and its list's version", async () => {
     const { repo } = await taggedImage();
     const response = await fetchRegistry(`/v2/${repo}/manifests/v1`, { method: "DELETE" });
     expect(response.status).toBe(202);
-    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 2, d1RowsRead: expect.any(Number), d1RowsWritten: 1 });
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 2, d1RowsRead: expect.any(Number), d1RowsWritten: 2 });
   });
 });
 

@@ -85,3 +85,28 @@ describe("end-8b GET /v2/<name>/tags/list?n=<n>&last=<last>", () => {
     expect((await list(repo, "?last=z")).tags).toEqual([]);
   });
 });
+
+describe("tags pages stay fresh (an isolate remembers pages by the tag list's version)", () => {
+  it("lists a tag pushed since the page was listed, and not one deleted since, at once", async () => {
+    const repo = await repoWithTags(["a", "b", "c"]);
+    const { bytes } = await pushImage(repo);
+    for (const query of ["", "?n=2", "?last=a"]) await list(repo, query);
+    expect((await putManifest(repo, "bb", bytes)).status).toBe(201);
+    expect((await list(repo)).tags).toEqual(["a", "b", "bb", "c"]);
+    expect((await list(repo, "?n=2")).tags).toEqual(["a", "b"]);
+    expect((await list(repo, "?last=a")).tags).toEqual(["b", "bb", "c"]);
+    expect((await fetchRegistry(`/v2/${repo}/manifests/b`, { method: "DELETE" })).status).toBe(202);
+    expect((await list(repo)).tags).toEqual(["a", "bb", "c"]);
+    expect((await list(repo, "?n=2")).tags).toEqual(["a", "bb"]);
+    expect((await list(repo, "?last=a")).tags).toEqual(["bb", "c"]);
+  });
+
+  it("lists no tag of a manifest deleted since: its tags go with it", async () => {
+    const repo = await repoWithTags(["a", "b"]);
+    const { bytes } = await pushImage(repo, 2);
+    const pushed = await putManifest(repo, "c", bytes);
+    expect((await list(repo)).tags).toEqual(["a", "b", "c"]);
+    expect((await fetchRegistry(`/v2/${repo}/manifests/${pushed.headers.get("Docker-Content-Digest")}`, { method: "DELETE" })).status).toBe(202);
+    expect((await list(repo)).tags).toEqual(["a", "b"]);
+  });
+});
