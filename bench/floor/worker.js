@@ -5,11 +5,11 @@
  * body) and this Worker replays it: the same size and headers from memory, or,
  * where ours streams a blob (a direct GET, the final hop of a redirect), one R2
  * get of the same bytes stored the same way. Where ours queried D1, it makes as
- * many queries reading as many rows (ours says how many in its Registry-Cost
- * header), and each query brings back one row with the answer's bytes, as ours'
- * queries bring the tags, descriptors or manifest it answers with (SQLite
- * joins a page's into one row): the database round trips a request needs, and
- * the bytes they bring, are the simulator's cost, not the registry's own work.
+ * many queries reading as many rows, and each brings back one row with its
+ * share of the bytes ours' queries brought (ours' Registry-Cost header says
+ * how many of each; SQLite joins a page's tags or descriptors into one row):
+ * the database round trips a request needs, and the bytes they bring, are the
+ * simulator's cost, not the registry's own work.
  * What it cannot beat, the registry cannot either, so each workload of ours
  * has its twin here.
  *
@@ -71,24 +71,26 @@ function record(entries) {
   for (const { method, path, status, headers, body, object } of entries) {
     const bytes = body === null ? null : bytesOf(body);
     const cost = d1CostOf(headers);
-    // The answer's bytes spread over the queries: a page of 1,000 referrer descriptors is one query bringing 260 KB.
-    const queryBytes = cost.queries > 0 ? Math.ceil((bytes?.length ?? 0) / cost.queries) : 0;
+    // What ours' queries brought, spread over the queries: a page of 1,000 referrer descriptors is one query bringing 260 KB.
+    // Ours before the meter counted it (bench:ab of an older checkout) brought its answer's bytes.
+    const resultBytes = cost.resultBytes ?? bytes?.length ?? 0;
+    const queryBytes = cost.queries > 0 ? Math.ceil(resultBytes / cost.queries) : 0;
     responses.set(`${method} ${path}`, { status, headers, body: bytes, object, ...cost, queryBytes });
   }
 }
 
-/** The D1 queries and rows read that ours' Registry-Cost header counted. */
+/** The D1 queries, rows read and result bytes that ours' Registry-Cost header counted. */
 function d1CostOf(headers) {
   const header = headers.find(([name]) => name.toLowerCase() === "registry-cost")?.[1];
   const cost = header ? JSON.parse(header) : {};
-  return { queries: cost.d1Queries ?? 0, rowsRead: cost.d1RowsRead ?? 0 };
+  return { queries: cost.d1Queries ?? 0, rowsRead: cost.d1RowsRead ?? 0, resultBytes: cost.d1ResultBytes };
 }
 
 /**
  * One query reading `rows` rows (at least one) of short strings, answering one
  * row of `bytes` (at least a dozen): the greatest string, padded by SQLite. So
- * SQLite reads as many rows as ours' query, and one row brings the answer's
- * bytes to the Worker.
+ * SQLite reads as many rows as ours' query, and one row brings as many bytes
+ * to the Worker.
  */
 async function query(db, session, rows, bytes) {
   await (table ??= db.batch([

@@ -11,6 +11,8 @@ export interface Cost {
   d1Queries: number;
   d1RowsRead: number;
   d1RowsWritten: number;
+  /** The size of the rows D1 answered: not billed, but what crosses from D1 to the Worker (the benchmark's floor brings as much). */
+  d1ResultBytes: number;
   r2ClassA: number;
   r2ClassB: number;
   doRequests: number;
@@ -28,6 +30,7 @@ export class Meter {
     d1Queries: 0,
     d1RowsRead: 0,
     d1RowsWritten: 0,
+    d1ResultBytes: 0,
     r2ClassA: 0,
     r2ClassB: 0,
     doRequests: 0,
@@ -71,10 +74,25 @@ export function meterD1(db: Database | (() => Database), meter: Meter): Database
   };
 }
 
-function countQuery(meter: Meter, { meta }: D1Result<unknown>): void {
+function countQuery(meter: Meter, { meta, results }: D1Result<unknown>): void {
   meter.count("d1Queries");
   meter.count("d1RowsRead", meta.rows_read);
   meter.count("d1RowsWritten", meta.rows_written);
+  meter.count("d1ResultBytes", sizeOfRows(results));
+}
+
+/** Text by its length (the page and manifest texts the registry reads are ASCII or nearly), a blob by its bytes, a number as 8. */
+function sizeOfRows(rows: unknown[]): number {
+  let size = 0;
+  for (const row of rows as Record<string, unknown>[]) {
+    for (const value of Object.values(row)) {
+      if (typeof value === "string") size += value.length;
+      else if (typeof value === "number") size += 8;
+      else if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) size += value.byteLength;
+      else if (Array.isArray(value)) size += value.length;
+    }
+  }
+  return size;
 }
 
 /** first() and raw() return no meta, so first() is answered from all(), which does (D1's first() does not add LIMIT 1 either). */

@@ -32,8 +32,9 @@ describe("manifest GET and HEAD by tag", () => {
     const { repo, bytes } = await taggedImage();
     const response = await fetchRegistry(`/v2/${repo}/manifests/v1`, { method });
     expect(response.status).toBe(200);
-    // The manifest's bytes come from its D1 row; only a GET sends them.
-    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 2, bytesOut: method === "GET" ? bytes.length : 0 });
+    // A GET's manifest bytes come from its D1 row, and it sends them; a HEAD reads the digest, size and media type only.
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 2, d1ResultBytes: expect.any(Number), bytesOut: method === "GET" ? bytes.length : 0 });
+    expect(costOf(response).d1ResultBytes > bytes.length).toBe(method === "GET");
   });
 });
 
@@ -58,7 +59,7 @@ describe("blob GET", () => {
     const digest = await pushBlob(repo, randomBytes(65536));
     const response = await fetchWithEnv(REDIRECTED, `/v2/${repo}/blobs/${digest}`, { redirect: "manual" });
     expect(response.status).toBe(307);
-    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number) });
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number), d1ResultBytes: expect.any(Number) });
   });
 
   it("on the signed final hop is no D1 query; a public blob's first download reads R2 twice (the client's bytes, the cache's fill), later ones none", async () => {
@@ -85,7 +86,7 @@ describe("blob GET", () => {
     const bytes = randomBytes(1000);
     const digest = await pushBlob(repo, bytes);
     const expected = [
-      { ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number), r2ClassB: 2, bytesOut: bytes.length },
+      { ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number), d1ResultBytes: expect.any(Number), r2ClassB: 2, bytesOut: bytes.length },
       { ...NO_COST, bytesOut: bytes.length },
     ];
     for (const cost of expected) {
@@ -110,7 +111,7 @@ describe("blob GET", () => {
 });
 
 describe("blob HEAD", () => {
-  const ONE_QUERY = { ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number) };
+  const ONE_QUERY = { ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number), d1ResultBytes: expect.any(Number) };
 
   it("is one D1 query (the repository's link joined to the blob) and no R2 operation; again, none: the isolate remembers the blob", async () => {
     const repo = uniqueRepo();
@@ -143,10 +144,10 @@ describe("a tags page", () => {
     for (const tag of ["v2", "v3", "v4", "v5"]) expect((await putManifest(repo, tag, bytes)).status).toBe(201);
     const first = await fetchRegistry(`/v2/${repo}/tags/list?n=2`);
     expect(await tagsOf(first)).toEqual(["v1", "v2"]);
-    expect(costOf(first)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 4 });
+    expect(costOf(first)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 4, d1ResultBytes: expect.any(Number) });
     const last = await fetchRegistry(`/v2/${repo}/tags/list?n=2&last=v4`);
     expect(await tagsOf(last)).toEqual(["v5"]);
-    expect(costOf(last)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 2 });
+    expect(costOf(last)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 2, d1ResultBytes: expect.any(Number) });
   });
 
   it("asked again, reads one row, the version: the isolate remembers the page; a tag moved to another manifest leaves it so", async () => {
@@ -154,12 +155,15 @@ describe("a tags page", () => {
     const { bytes: other } = await pushImage(repo, 2);
     for (const tag of ["v2", "v3"]) expect((await putManifest(repo, tag, other)).status).toBe(201);
     const listed = await fetchRegistry(`/v2/${repo}/tags/list`);
-    expect(costOf(listed)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 4 });
+    expect(costOf(listed)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 4, d1ResultBytes: expect.any(Number) });
+    // The page's text came from D1: SQLite wrote it.
+    expect(costOf(listed).d1ResultBytes).toBeGreaterThan(JSON.stringify(await tagsOf(listed)).length);
     expect((await putManifest(repo, "v1", other)).status).toBe(201);
     for (let attempt = 0; attempt < 2; attempt++) {
       const again = await fetchRegistry(`/v2/${repo}/tags/list`);
       expect(await again.text()).toBe(await listed.clone().text());
-      expect(costOf(again)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 1 });
+      // The version alone, a number.
+      expect(costOf(again)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 1, d1ResultBytes: 8 });
     }
   });
 });
@@ -174,7 +178,7 @@ describe("a referrers page", () => {
     }
     const response = await fetchRegistry(`/v2/${repo}/referrers/${subject}`);
     expect(((await response.clone().json()) as { manifests: unknown[] }).manifests).toHaveLength(3);
-    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 4 });
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 4, d1ResultBytes: expect.any(Number) });
   });
 });
 
@@ -187,7 +191,7 @@ describe("a docker-shaped layer push: POST, one PATCH without Content-Length, PU
       const post = await fetchRegistry(`/v2/${repo}/blobs/uploads/`, { method: "POST" });
       expect(post.status).toBe(202);
       // The POST reads the namespace's quota and signs an upload id: the session begins with the first PATCH.
-      expect(costOf(post)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number) });
+      expect(costOf(post)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: expect.any(Number), d1ResultBytes: expect.any(Number) });
 
       const patch = await fetchRegistry(post.headers.get("Location")!, { method: "PATCH", body: streamOf(bytes) });
       expect(patch.status).toBe(202);
@@ -224,7 +228,7 @@ describe("a manifest PUT (a D1 write path)", () => {
     const { repo } = await taggedImage();
     const response = await fetchRegistry(`/v2/${repo}/manifests/v1`, { method: "DELETE" });
     expect(response.status).toBe(202);
-    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 2, d1RowsRead: expect.any(Number), d1RowsWritten: 2 });
+    expect(costOf(response)).toEqual({ ...NO_COST, d1Queries: 2, d1RowsRead: expect.any(Number), d1RowsWritten: 2, d1ResultBytes: expect.any(Number) });
   });
 });
 
