@@ -9,7 +9,7 @@ CREATE TABLE tag_lists (
   version INTEGER NOT NULL
 ) WITHOUT ROWID;
 
-INSERT INTO tag_lists (repository, version) SELECT DISTINCT repository, random() >> 11 FROM tags;
+INSERT INTO tag_lists (repository, version) SELECT repository, random() >> 11 FROM (SELECT DISTINCT repository FROM tags);
 
 -- A moved tag is an upsert that updates, which fires no INSERT trigger.
 CREATE TRIGGER tag_lists_tag_added AFTER INSERT ON tags BEGIN

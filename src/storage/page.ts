@@ -16,12 +16,12 @@ export const NO_NAMES: NamesPage = { names: "[]", last: null, more: false };
  * page holds) as a JSON array, reading them in that order (as
  * storage/referrers.ts explains), and counts them after it, as in
  * `["a","b"]2`: one value, which a query may compute only when it needs it
- * (storage/tags.ts). So the Worker turns no row into an object, and SQLite
- * neither parses the array again for its last name nor looks for a name after
- * it: for a page of 10,000 that took a quarter of the query's time.
+ * (storage/versioned-pages.ts). So the Worker turns no row into an object,
+ * and SQLite neither parses the array again for its last name nor looks for a
+ * name after it: for a page of 10,000 that took a quarter of the query's time.
  */
 export function namesPageQuery(listed: string): string {
-  return `(SELECT json_group_array(name) || count(*) FROM (${listed}))`;
+  return `SELECT json_group_array(name) || count(*) FROM (${listed})`;
 }
 
 /**

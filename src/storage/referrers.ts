@@ -3,6 +3,7 @@ import { descriptorsThatFit } from "../oci/limits";
 import type { PageRequest } from "../oci/pagination";
 import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
+import { versionedPageQuery, VersionedPages, type VersionedRow } from "./versioned-pages";
 
 /** A page of a referrers list: the descriptors of manifests whose subject is the digest asked about. */
 export interface ReferrersPage {
@@ -20,19 +21,28 @@ const LISTED = `SELECT digest, descriptor FROM manifests
   WHERE repository = ?1 AND subject = ?2 AND digest > ?3 AND (?4 IS NULL OR artifact_type = ?4) ORDER BY digest LIMIT ?5`;
 
 /*
- * The page as one row: SQLite joins the descriptors, counts their UTF-8
+ * The page as one text: SQLite joins the descriptors, counts their UTF-8
  * bytes, and looks for a referrer after the last, so the Worker turns no row
  * into an object. The join reads the rows in the order LISTED sorts them
  * (SQLite never flattens a subquery with LIMIT into an aggregate; an ORDER BY
  * inside group_concat would need SQLite 3.44), and which rows a page holds,
- * and so its `last`, does not depend on that order.
+ * and so its `last`, does not depend on that order. The text is four fields
+ * separated by spaces: the bytes, whether more follow (1 or 0), the last
+ * digest ("" for an empty page), and the descriptors, which may hold spaces.
  */
-const JOINED = `SELECT page.*, EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND subject = ?2 AND digest > page.last AND (?4 IS NULL OR artifact_type = ?4)) AS more
+const JOINED = `SELECT coalesce(page.bytes, 0) || ' ' || EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND subject = ?2 AND digest > page.last AND (?4 IS NULL OR artifact_type = ?4))
+    || ' ' || coalesce(page.last, '') || ' ' || coalesce(page.descriptors, '')
   FROM (SELECT group_concat(descriptor, ',') AS descriptors, sum(length(CAST(descriptor AS BLOB)) + 1) - 1 AS bytes, max(digest) AS last FROM (${LISTED})) page`;
 
-type JoinedRow = { descriptors: string | null; bytes: number | null; last: Digest | null; more: number };
+// The version of the referrers list of subject ?2 in repository ?1, and unless it is ?6 its page.
+const PAGE = versionedPageQuery("SELECT version FROM referrer_lists WHERE repository = ?1 AND subject = ?2", JOINED, "?6");
 
-/** The referrers index: manifests by subject, paged by digest over (repository, subject, digest). */
+const EMPTY: ReferrersPage = { descriptors: "", last: null, more: false };
+
+/** Referrers pages this isolate listed: 32 of up to 256 KiB, 8 MiB in all (descriptors are ASCII or nearly). */
+const remembered = new VersionedPages<ReferrersPage>(32, 256 * 1024, (page) => page.descriptors.length);
+
+/** The referrers index: manifests by subject, paged by digest over (repository, subject, digest); a page one row when remembered. */
 export class ReferrerIndex {
   constructor(private readonly db: Database) {}
 
@@ -41,15 +51,28 @@ export class ReferrerIndex {
    * descriptors, joined, pass `maxBytes` UTF-8 bytes (but never before the first).
    */
   async page(repository: RepositoryName, subject: Digest, page: PageRequest, maxBytes: number, artifactType?: string): Promise<ReferrersPage> {
-    if (page.limit === 0) return { descriptors: "", last: null, more: false };
+    if (page.limit === 0) return EMPTY;
     const params = [repository, subject, page.last ?? "", artifactType ?? null, page.limit];
-    const joined = await this.db.prepare(JOINED).bind(...params).first<JoinedRow>();
-    if (!joined?.last) return { descriptors: "", last: null, more: false };
-    if (joined.bytes! <= maxBytes) return { descriptors: joined.descriptors!, last: joined.last, more: joined.more === 1 };
+    // The artifact type, the one part a client writes freely, last and only when asked for.
+    const key = `${repository} ${subject} ${page.last ?? ""} ${page.limit} ${maxBytes}${artifactType === undefined ? "" : `\n${artifactType}`}`;
+    const recalled = remembered.recall(key);
+    const row = await this.db.prepare(PAGE).bind(...params, recalled?.version ?? null).first<VersionedRow>();
+    if (!row) return EMPTY;
+    return remembered.answer(key, recalled, row, (text) => this.#pageOf(text, params, maxBytes));
+  }
+
+  async #pageOf(text: string, params: unknown[], maxBytes: number): Promise<ReferrersPage> {
+    const afterBytes = text.indexOf(" ");
+    const afterMore = text.indexOf(" ", afterBytes + 1);
+    const afterLast = text.indexOf(" ", afterMore + 1);
+    const last = text.slice(afterMore + 1, afterLast) as Digest;
+    if (last === "") return EMPTY;
+    const more = text.slice(afterBytes + 1, afterMore) === "1";
+    if (Number(text.slice(0, afterBytes)) <= maxBytes) return { descriptors: text.slice(afterLast + 1), last, more };
     // Past the limit (descriptors with large annotations): read again one by one, to cut it.
     const { results } = await this.db.prepare(LISTED).bind(...params).all<{ digest: Digest; descriptor: string }>();
     const count = descriptorsThatFit(results.map((row) => row.descriptor), maxBytes);
     const kept = results.slice(0, count);
-    return { descriptors: kept.map((row) => row.descriptor).join(","), last: kept.at(-1)!.digest, more: count < results.length || joined.more === 1 };
+    return { descriptors: kept.map((row) => row.descriptor).join(","), last: kept.at(-1)!.digest, more: count < results.length || more };
   }
 }

@@ -12,7 +12,7 @@ export type CatalogView = { all: true } | { all: false; patterns: string[]; publ
 const SHOWN = `(?3 OR EXISTS (SELECT 1 FROM json_each(?4) WHERE ${NAMESPACE} GLOB value)
   OR (?5 AND EXISTS (SELECT 1 FROM public_namespaces p WHERE p.name = ${NAMESPACE})))`;
 
-const PAGE = `SELECT ${namesPageQuery(`SELECT name FROM repositories WHERE name > ?1 AND ${SHOWN} ORDER BY name LIMIT ?2 + 1`)} AS page`;
+const PAGE = `SELECT (${namesPageQuery(`SELECT name FROM repositories WHERE name > ?1 AND ${SHOWN} ORDER BY name LIMIT ?2 + 1`)}) AS page`;
 
 /** Repositories that have received content: the catalog. */
 export class RepositoryIndex {

@@ -1,32 +1,19 @@
-import { Memo } from "../memo";
 import type { PageRequest } from "../oci/pagination";
 import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
 import { namesPageOf, namesPageQuery, NO_NAMES, type NamesPage } from "./page";
 import type { Databases } from "./session";
+import { versionedPageQuery, VersionedPages, type VersionedRow } from "./versioned-pages";
 
-/*
- * The version of repository ?1's tag list (NULL if no tag was ever pushed to
- * it), and the page of at most ?3 tags after ?2 unless that version is ?4, the
- * one whose page the isolate remembers: only then does SQLite list the page.
- */
-const PAGE = `SELECT version, CASE WHEN version = ?4 THEN NULL
-    ELSE ${namesPageQuery("SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3 + 1")} END AS page
-  FROM (SELECT (SELECT version FROM tag_lists WHERE repository = ?1) AS version)`;
+// Repository ?1's tag list's version, and unless it is ?4 its page of at most ?3 tags after ?2.
+const PAGE = versionedPageQuery(
+  "SELECT version FROM tag_lists WHERE repository = ?1",
+  namesPageQuery("SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3 + 1"),
+  "?4",
+);
 
-type PageRow = { version: number | null; page: string | null };
-
-/** The most a remembered page may hold, in characters (and bytes: names are ASCII), and how many are remembered: 8 MiB in all. */
-const REMEMBERED_PAGE_CHARS = 256 * 1024;
-const REMEMBERED_PAGES = 32;
-
-/**
- * Pages of tags this isolate listed, by repository, start and size, with the
- * version of the tag list they were listed at (migrations/0009). A page is
- * answered from here only when D1 says that version is still current, in the
- * query that would otherwise list it, so it is exactly as fresh as a listing.
- */
-const remembered = new Memo<{ version: number; page: NamesPage }>(Infinity, REMEMBERED_PAGES);
+/** Tags pages this isolate listed: 32 of up to 256 KiB (names are ASCII), 8 MiB in all. */
+const remembered = new VersionedPages<NamesPage>(32, 256 * 1024, (page) => page.names.length);
 
 /** Tag listing: a range scan of the (repository, name) key, as cheap deep in as at the start, or one row when remembered. */
 export class TagIndex {
@@ -47,13 +34,9 @@ export class TagIndex {
 
   async #list(db: Database, repository: RepositoryName, page: PageRequest): Promise<NamesPage> {
     const key = `${repository} ${page.last ?? ""} ${page.limit}`;
-    const known = remembered.get(key);
-    const row = await db.prepare(PAGE).bind(repository, page.last ?? "", page.limit, known?.version ?? null).first<PageRow>();
+    const recalled = remembered.recall(key);
+    const row = await db.prepare(PAGE).bind(repository, page.last ?? "", page.limit, recalled?.version ?? null).first<VersionedRow>();
     if (!row) return NO_NAMES;
-    // No page: the version is the one the remembered page was listed at.
-    if (row.page === null) return known!.page;
-    const found = namesPageOf(row.page, page.limit);
-    if (row.version !== null && found.names.length <= REMEMBERED_PAGE_CHARS) remembered.set(key, { version: row.version, page: found });
-    return found;
+    return remembered.answer(key, recalled, row, (text) => namesPageOf(text, page.limit));
   }
 }

@@ -8,7 +8,9 @@ interface Index {
   manifests: { mediaType: string; digest: string; size: number; artifactType?: string; annotations?: Record<string, string> }[];
 }
 
-/** Pushes an image and `count` referrers to it, alternating two artifact types. */
+type Referrer = { digest: string; size: number; artifactType: string; annotations: Record<string, string> };
+
+/** Pushes an image and `count` referrers to it, alternating two artifact types; `add` pushes one more. */
 async function subjectWithReferrers(count: number) {
   const repo = uniqueRepo();
   const image = await pushImage(repo);
@@ -16,8 +18,7 @@ async function subjectWithReferrers(count: number) {
   await putManifest(repo, subject, image.bytes);
   const empty = json({});
   await pushBlob(repo, empty);
-  const referrers: { digest: string; size: number; artifactType: string; annotations: Record<string, string> }[] = [];
-  for (let i = 0; i < count; i++) {
+  const add = async (i: number): Promise<Referrer> => {
     const artifactType = i % 2 === 0 ? "application/vnd.example.sbom" : "application/vnd.example.signature";
     const annotations = { "org.example.index": String(i) };
     const bytes = json({
@@ -31,10 +32,12 @@ async function subjectWithReferrers(count: number) {
     });
     const digest = await digestOf(bytes);
     expect((await putManifest(repo, digest, bytes)).status).toBe(201);
-    referrers.push({ digest, size: bytes.length, artifactType, annotations });
-  }
+    return { digest, size: bytes.length, artifactType, annotations };
+  };
+  const referrers: Referrer[] = [];
+  for (let i = 0; i < count; i++) referrers.push(await add(i));
   referrers.sort((a, b) => (a.digest < b.digest ? -1 : 1));
-  return { repo, subject, referrers };
+  return { repo, subject, referrers, add };
 }
 
 const SBOM = "application/vnd.example.sbom+json";
@@ -138,6 +141,27 @@ describe("end-12b GET /v2/<name>/referrers/<digest>?artifactType=", () => {
   });
 });
 
+describe("referrers pages stay fresh (an isolate remembers pages by the list's version)", () => {
+  const SIGNATURE = "?artifactType=application/vnd.example.signature";
+  const digests = async (repo: string, subject: string, query: string) => (await referrersOf(repo, subject, query)).index.manifests.map((m) => m.digest);
+
+  it("lists a referrer pushed since the page was listed, and not one deleted since, at once, filtered or not", async () => {
+    const { repo, subject, referrers, add } = await subjectWithReferrers(3);
+    for (const query of ["", SIGNATURE, "?n=2"]) await referrersOf(repo, subject, query);
+    const added = await add(3);
+    const now = [...referrers, added].sort((a, b) => (a.digest < b.digest ? -1 : 1));
+    expect(await digests(repo, subject, "")).toEqual(now.map((r) => r.digest));
+    expect(await digests(repo, subject, SIGNATURE)).toEqual(now.filter((r) => r.artifactType.endsWith("signature")).map((r) => r.digest));
+    expect(await digests(repo, subject, "?n=2")).toEqual(now.slice(0, 2).map((r) => r.digest));
+
+    const [gone, ...left] = now;
+    expect((await fetchRegistry(`/v2/${repo}/manifests/${gone!.digest}`, { method: "DELETE" })).status).toBe(202);
+    expect(await digests(repo, subject, "")).toEqual(left.map((r) => r.digest));
+    expect(await digests(repo, subject, SIGNATURE)).toEqual(left.filter((r) => r.artifactType.endsWith("signature")).map((r) => r.digest));
+    expect(await digests(repo, subject, "?n=2")).toEqual(left.slice(0, 2).map((r) => r.digest));
+  });
+});
+
 describe("end-12 referrers pushed before migration 0008, whose descriptors the migration writes", () => {
   type OldRow = { digest: string; mediaType: string; size: number; subject: string; artifactType: string | null; annotations: string | null };
 
@@ -153,6 +177,9 @@ describe("end-12 referrers pushed before migration 0008, whose descriptors the m
     );
     await db.batch(rows.map((row) => insert.bind(row.digest, row.mediaType, row.size, row.subject, row.artifactType, row.annotations)));
     await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    // 0010 gave the subject's list a version, one for all its referrers.
+    const versions = await db.prepare("SELECT version FROM referrer_lists WHERE repository = 'before/0008' AND subject IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(rows.map((row) => row.subject))).all();
+    expect(versions.results).toEqual([{ version: expect.any(Number) }]);
     const read = db.prepare("SELECT descriptor FROM manifests WHERE repository = 'before/0008' AND digest = ?1");
     return Promise.all(rows.map((row) => read.bind(row.digest).first<string>("descriptor")));
   }

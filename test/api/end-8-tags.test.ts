@@ -1,3 +1,4 @@
+import { applyD1Migrations, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { errorCode, fetchRegistry, pushImage, putManifest, uniqueRepo } from "./client";
 
@@ -108,5 +109,18 @@ describe("tags pages stay fresh (an isolate remembers pages by the tag list's ve
     expect((await list(repo)).tags).toEqual(["a", "b", "c"]);
     expect((await fetchRegistry(`/v2/${repo}/manifests/${pushed.headers.get("Docker-Content-Digest")}`, { method: "DELETE" })).status).toBe(202);
     expect((await list(repo)).tags).toEqual(["a", "b"]);
+  });
+});
+
+describe("tags pushed before migration 0009, which gives each repository's tag list a version", () => {
+  it("gives one version to a repository's tags", async () => {
+    // A database as the registry left it before 0009, brought up to date beside the one the tests push to.
+    const db = env.UPGRADE_DB;
+    await applyD1Migrations(db, env.TEST_MIGRATIONS.filter((migration) => migration.name < "0009"));
+    const insert = db.prepare("INSERT INTO tags (repository, name, digest, updated_at) VALUES ('before/0009', ?1, ?2, 0)");
+    await db.batch(["a", "b"].map((tag) => insert.bind(tag, `sha256:${"7".repeat(64)}`)));
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    const versions = await db.prepare("SELECT version FROM tag_lists WHERE repository = 'before/0009'").all();
+    expect(versions.results).toEqual([{ version: expect.any(Number) }]);
   });
 });
