@@ -39,8 +39,8 @@ const PAGE = versionedPageQuery("SELECT version FROM referrer_lists WHERE reposi
 
 const EMPTY: ReferrersPage = { descriptors: "", last: null, more: false };
 
-/** Referrers pages this isolate listed: 32 of up to 256 KiB, 8 MiB in all (descriptors are ASCII or nearly). */
-const remembered = new VersionedPages<ReferrersPage>(32, 256 * 1024, (page) => page.descriptors.length);
+/** Referrers pages this isolate listed: 4 MiB of descriptors in all (ASCII or nearly). */
+const remembered = new VersionedPages<ReferrersPage>(4 * 1024 * 1024, (page) => page.descriptors.length);
 
 /** The referrers index: manifests by subject, paged by digest over (repository, subject, digest); a page one row when remembered. */
 export class ReferrerIndex {

@@ -12,8 +12,8 @@ const PAGE = versionedPageQuery(
   "?4",
 );
 
-/** Tags pages this isolate listed: 32 of up to 256 KiB (names are ASCII), 8 MiB in all. */
-const remembered = new VersionedPages<NamesPage>(32, 256 * 1024, (page) => page.names.length);
+/** Tags pages this isolate listed: 4 MiB of names in all (ASCII: a character is a byte). */
+const remembered = new VersionedPages<NamesPage>(4 * 1024 * 1024, (page) => page.names.length);
 
 /** Tag listing: a range scan of the (repository, name) key, as cheap deep in as at the start, or one row when remembered. */
 export class TagIndex {

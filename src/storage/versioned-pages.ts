@@ -1,5 +1,3 @@
-import { Memo } from "../memo";
-
 /**
  * SQL answering a VersionedRow: the `version` of a list (`versionQuery`, a
  * query for one value: NULL for a list never written) and, unless it is
@@ -22,18 +20,18 @@ export type Remembered<P> = { version: number; page: P };
  * in the isolate with the version they were listed at. A page is answered
  * from here only when D1 says, in the query that would otherwise list it,
  * that its version is still current: so it is exactly as fresh as a listing.
+ * Bounded by their size: the oldest go first, and none is kept that would
+ * take more than a quarter of the budget.
  */
 export class VersionedPages<P> {
-  readonly #pages: Memo<Remembered<P>>;
+  readonly #pages = new Map<string, Remembered<P> & { size: number }>();
+  #size = 0;
 
-  /** Bounded: at most `count` pages, each of at most `maxChars` characters (as `sizeOf` counts them). */
+  /** `budget`: the most the pages may hold in all, as `sizeOf` counts a page (its text's characters, say). */
   constructor(
-    count: number,
-    private readonly maxChars: number,
+    private readonly budget: number,
     private readonly sizeOf: (page: P) => number,
-  ) {
-    this.#pages = new Memo(Infinity, count);
-  }
+  ) {}
 
   /** The page remembered under `key`, if any: its version is for the query to compare with the current one. */
   recall(key: string): Remembered<P> | undefined {
@@ -49,7 +47,23 @@ export class VersionedPages<P> {
     // No page only when the version is the recalled one.
     if (row.page === null) return recalled!.page;
     const page = await listed(row.page);
-    if (row.version !== null && this.sizeOf(page) <= this.maxChars) this.#pages.set(key, { version: row.version, page });
+    if (row.version !== null) this.#remember(key, { version: row.version, page, size: this.sizeOf(page) });
     return page;
+  }
+
+  #remember(key: string, entry: Remembered<P> & { size: number }): void {
+    this.#forget(key);
+    if (entry.size > this.budget / 4) return;
+    for (const oldest of this.#pages.keys()) {
+      if (this.#size + entry.size <= this.budget) break;
+      this.#forget(oldest);
+    }
+    this.#pages.set(key, entry);
+    this.#size += entry.size;
+  }
+
+  #forget(key: string): void {
+    this.#size -= this.#pages.get(key)?.size ?? 0;
+    this.#pages.delete(key);
   }
 }
