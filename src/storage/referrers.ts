@@ -3,7 +3,7 @@ import { descriptorsThatFit } from "../oci/limits";
 import type { PageRequest } from "../oci/pagination";
 import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
-import { versionedPageQuery, VersionedPages, type VersionedRow } from "./versioned-pages";
+import { versionedPageQuery, VersionedPages } from "./versioned-pages";
 
 /** A page of a referrers list: the descriptors of manifests whose subject is the digest asked about. */
 export interface ReferrersPage {
@@ -34,8 +34,9 @@ const JOINED = `SELECT coalesce(page.bytes, 0) || ' ' || EXISTS (SELECT 1 FROM m
     || ' ' || coalesce(page.last, '') || ' ' || coalesce(page.descriptors, '')
   FROM (SELECT group_concat(descriptor, ',') AS descriptors, sum(length(CAST(descriptor AS BLOB)) + 1) - 1 AS bytes, max(digest) AS last FROM (${LISTED})) page`;
 
-// The version of the referrers list of subject ?2 in repository ?1, and unless it is ?6 its page.
-const PAGE = versionedPageQuery("SELECT version FROM referrer_lists WHERE repository = ?1 AND subject = ?2", JOINED, "?6");
+// The version of the referrers list of subject ?2 in repository ?1; and with it, its page.
+const VERSION = "SELECT version FROM referrer_lists WHERE repository = ?1 AND subject = ?2";
+const PAGE = versionedPageQuery(VERSION, JOINED);
 
 const EMPTY: ReferrersPage = { descriptors: "", last: null, more: false };
 
@@ -55,10 +56,12 @@ export class ReferrerIndex {
     const params = [repository, subject, page.last ?? "", artifactType ?? null, page.limit];
     // The artifact type, the one part a client writes freely, last and only when asked for.
     const key = `${repository} ${subject} ${page.last ?? ""} ${page.limit} ${maxBytes}${artifactType === undefined ? "" : `\n${artifactType}`}`;
-    const recalled = remembered.recall(key);
-    const row = await this.db.prepare(PAGE).bind(...params, recalled?.version ?? null).first<VersionedRow>();
-    if (!row) return EMPTY;
-    return remembered.answer(key, recalled, row, (text) => this.#pageOf(text, params, maxBytes));
+    const found = await remembered.page(
+      key,
+      { version: () => this.db.prepare(VERSION).bind(repository, subject), page: () => this.db.prepare(PAGE).bind(...params) },
+      (text) => this.#pageOf(text, params, maxBytes),
+    );
+    return found ?? EMPTY;
   }
 
   async #pageOf(text: string, params: unknown[], maxBytes: number): Promise<ReferrersPage> {

@@ -25,6 +25,6 @@ export class RepositoryIndex {
       .prepare(PAGE)
       .bind(page.last ?? "", page.limit, view.all ? 1 : 0, JSON.stringify(view.all ? [] : view.patterns), !view.all && view.publicNamespaces ? 1 : 0)
       .first<{ page: string }>();
-    return namesPageOf(row!.page, page.limit);
+    return row ? namesPageOf(row.page, page.limit) : NO_NAMES;
   }
 }

@@ -3,14 +3,11 @@ import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
 import { namesPageOf, namesPageQuery, NO_NAMES, type NamesPage } from "./page";
 import type { Databases } from "./session";
-import { versionedPageQuery, VersionedPages, type VersionedRow } from "./versioned-pages";
+import { versionedPageQuery, VersionedPages } from "./versioned-pages";
 
-// Repository ?1's tag list's version, and unless it is ?4 its page of at most ?3 tags after ?2.
-const PAGE = versionedPageQuery(
-  "SELECT version FROM tag_lists WHERE repository = ?1",
-  namesPageQuery("SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3 + 1"),
-  "?4",
-);
+// Repository ?1's tag list's version; and with it, its page of at most ?3 tags after ?2.
+const VERSION = "SELECT version FROM tag_lists WHERE repository = ?1";
+const PAGE = versionedPageQuery(VERSION, namesPageQuery("SELECT name FROM tags WHERE repository = ?1 AND name > ?2 ORDER BY name LIMIT ?3 + 1"));
 
 /** Tags pages this isolate listed: 4 MiB of names in all (ASCII: a character is a byte). */
 const remembered = new VersionedPages<NamesPage>(4 * 1024 * 1024, (page) => page.names.length);
@@ -33,10 +30,11 @@ export class TagIndex {
   }
 
   async #list(db: Database, repository: RepositoryName, page: PageRequest): Promise<NamesPage> {
-    const key = `${repository} ${page.last ?? ""} ${page.limit}`;
-    const recalled = remembered.recall(key);
-    const row = await db.prepare(PAGE).bind(repository, page.last ?? "", page.limit, recalled?.version ?? null).first<VersionedRow>();
-    if (!row) return NO_NAMES;
-    return remembered.answer(key, recalled, row, (text) => namesPageOf(text, page.limit));
+    const found = await remembered.page(
+      `${repository} ${page.last ?? ""} ${page.limit}`,
+      { version: () => db.prepare(VERSION).bind(repository), page: () => db.prepare(PAGE).bind(repository, page.last ?? "", page.limit) },
+      (text) => namesPageOf(text, page.limit),
+    );
+    return found ?? NO_NAMES;
   }
 }

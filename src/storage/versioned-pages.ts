@@ -1,30 +1,37 @@
 /**
  * SQL answering a VersionedRow: the `version` of a list (`versionQuery`, a
- * query for one value: NULL for a list never written) and, unless it is
- * `known` (a parameter: the version whose page the isolate remembers), the
- * `page` (`pageQuery`, a query for one text value). SQLite computes the page
- * only then, so a remembered page costs one row read.
+ * query for one value: NULL for a list never written) and its `page`
+ * (`pageQuery`, a query for one text value), in one statement, so the page is
+ * that version's.
  */
-export function versionedPageQuery(versionQuery: string, pageQuery: string, known: string): string {
-  return `SELECT version, CASE WHEN version = ${known} THEN NULL ELSE (${pageQuery}) END AS page FROM (SELECT (${versionQuery}) AS version)`;
+export function versionedPageQuery(versionQuery: string, pageQuery: string): string {
+  return `SELECT (${versionQuery}) AS version, (${pageQuery}) AS page`;
 }
 
-export type VersionedRow = { version: number | null; page: string | null };
+export type VersionedRow = { version: number | null; page: string };
 
-/** A remembered page and the version of its list it was listed at. */
-export type Remembered<P> = { version: number; page: P };
+/** A remembered page, the version of its list it was listed at, and its size. */
+type Remembered<P> = { version: number; page: P; size: number };
+
+/** How a page of a versioned list is read: both statements bound, made only when needed. */
+export interface VersionedStatements {
+  /** The list's version alone (a column `version`): one row read. */
+  version: () => D1PreparedStatement;
+  /** A VersionedRow (versionedPageQuery). */
+  page: () => D1PreparedStatement;
+}
 
 /**
  * Pages of lists that D1 versions (migrations/0009 and 0010: a list's
  * version changes with every entry added or removed, by triggers), remembered
  * in the isolate with the version they were listed at. A page is answered
- * from here only when D1 says, in the query that would otherwise list it,
- * that its version is still current: so it is exactly as fresh as a listing.
+ * from here only when D1 says, through the request's session, that its
+ * version is still current: so it is exactly as fresh as a listing.
  * Bounded by their size: the oldest go first, and none is kept that would
  * take more than a quarter of the budget.
  */
 export class VersionedPages<P> {
-  readonly #pages = new Map<string, Remembered<P> & { size: number }>();
+  readonly #pages = new Map<string, Remembered<P>>();
   #size = 0;
 
   /** `budget`: the most the pages may hold in all, as `sizeOf` counts a page (its text's characters, say). */
@@ -33,25 +40,24 @@ export class VersionedPages<P> {
     private readonly sizeOf: (page: P) => number,
   ) {}
 
-  /** The page remembered under `key`, if any: its version is for the query to compare with the current one. */
-  recall(key: string): Remembered<P> | undefined {
-    return this.#pages.get(key);
-  }
-
   /**
-   * The page a VersionedRow answers for `key`, whose query compared the
-   * version of `recalled`: that page when the row brought none, or else
-   * `listed` of the row's page text, which is remembered under the row's version.
+   * The page under `key`: the remembered one when D1 says its version is
+   * still current (one statement reading one row), or else `listed` of the
+   * page D1 lists, remembered under the version it was listed at. A page
+   * nobody remembers is listed at once, so only a page that went stale costs
+   * a second statement. Null when D1 answers no row.
    */
-  async answer(key: string, recalled: Remembered<P> | undefined, row: VersionedRow, listed: (text: string) => P | Promise<P>): Promise<P> {
-    // No page only when the version is the recalled one.
-    if (row.page === null) return recalled!.page;
+  async page(key: string, statements: VersionedStatements, listed: (text: string) => P | Promise<P>): Promise<P | null> {
+    const recalled = this.#pages.get(key);
+    if (recalled && (await statements.version().first<number>("version")) === recalled.version) return recalled.page;
+    const row = await statements.page().first<VersionedRow>();
+    if (!row) return null;
     const page = await listed(row.page);
     if (row.version !== null) this.#remember(key, { version: row.version, page, size: this.sizeOf(page) });
     return page;
   }
 
-  #remember(key: string, entry: Remembered<P> & { size: number }): void {
+  #remember(key: string, entry: Remembered<P>): void {
     this.#forget(key);
     if (entry.size > this.budget / 4) return;
     for (const oldest of this.#pages.keys()) {

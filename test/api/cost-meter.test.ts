@@ -166,6 +166,16 @@ describe("a tags page", () => {
       expect(costOf(again)).toEqual({ ...NO_COST, d1Queries: 1, d1RowsRead: 1, d1ResultBytes: 8 });
     }
   });
+
+  it("once a tag was added, is two D1 queries: the version, which changed, then the page with its version; then one again", async () => {
+    const { repo, bytes } = await taggedImage();
+    await fetchRegistry(`/v2/${repo}/tags/list`);
+    expect((await putManifest(repo, "v2", bytes)).status).toBe(201);
+    const stale = await fetchRegistry(`/v2/${repo}/tags/list`);
+    expect(await tagsOf(stale)).toEqual(["v1", "v2"]);
+    expect(costOf(stale)).toEqual({ ...NO_COST, d1Queries: 2, d1RowsRead: 1 + 3, d1ResultBytes: expect.any(Number) });
+    expect(costOf(await fetchRegistry(`/v2/${repo}/tags/list`))).toMatchObject({ d1Queries: 1, d1RowsRead: 1 });
+  });
 });
 
 describe("a referrers page", () => {

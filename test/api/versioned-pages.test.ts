@@ -1,40 +1,68 @@
 import { describe, expect, it } from "vitest";
-import { VersionedPages } from "../../src/storage/versioned-pages";
+import { VersionedPages, type VersionedStatements } from "../../src/storage/versioned-pages";
+
+/** A list as D1 would answer for it (its version, its page's text), counting the statements asked of it. */
+function listOf(text: string, version: number | null = 1) {
+  const list = { version, text, asked: [] as string[] };
+  const statement = (name: string, row: () => Record<string, unknown>) =>
+    ({
+      first: async (column?: string) => {
+        list.asked.push(name);
+        return column === undefined ? row() : row()[column];
+      },
+    }) as unknown as D1PreparedStatement;
+  const statements: VersionedStatements = {
+    version: () => statement("version", () => ({ version: list.version })),
+    page: () => statement("page", () => ({ version: list.version, page: list.text })),
+  };
+  return { list, statements };
+}
 
 /** Pages that are their own text; the budget counts characters. */
 const pagesOf = (budget: number) => new VersionedPages<string>(budget, (page) => page.length);
 
-/** Lists `text` at `version` under `key`, as a query that found the version changed would. */
-const list = (pages: VersionedPages<string>, key: string, text: string, version = 1) => pages.answer(key, pages.recall(key), { version, page: text }, (t) => t);
+/** Whether `key`'s page at version 1 is answered from memory (asking D1 only for the version). */
+async function remembered(pages: VersionedPages<string>, key: string): Promise<boolean> {
+  const { list, statements } = listOf("listed again");
+  await pages.page(key, statements, (text) => text);
+  return list.asked.join() === "version";
+}
 
 describe("VersionedPages, the isolate's memory of tags and referrers pages", () => {
-  it("answers a row without a page with the page remembered at its version, and a row with one with that page", async () => {
+  it("lists a page nobody remembers in one statement; asked again, asks D1 only for the version; listed again once the version changed", async () => {
     const pages = pagesOf(100);
-    await list(pages, "a", "first", 1);
-    const recalled = pages.recall("a");
-    expect(recalled).toMatchObject({ version: 1, page: "first" });
-    expect(await pages.answer("a", recalled, { version: 1, page: null }, () => "never")).toBe("first");
-    expect(await pages.answer("a", recalled, { version: 2, page: "second" }, (t) => t)).toBe("second");
-    expect(pages.recall("a")).toMatchObject({ version: 2, page: "second" });
+    const { list, statements } = listOf("first");
+    expect(await pages.page("a", statements, (text) => text)).toBe("first");
+    expect(list.asked).toEqual(["page"]);
+    expect(await pages.page("a", statements, () => "never")).toBe("first");
+    expect(list.asked).toEqual(["page", "version"]);
+    Object.assign(list, { version: 2, text: "second" });
+    expect(await pages.page("a", statements, (text) => text)).toBe("second");
+    expect(list.asked).toEqual(["page", "version", "version", "page"]);
   });
 
   it("remembers nothing of a list that has no version (nothing was ever written to it)", async () => {
     const pages = pagesOf(100);
-    expect(await pages.answer("a", undefined, { version: null, page: "[]0" }, (t) => t)).toBe("[]0");
-    expect(pages.recall("a")).toBeUndefined();
+    const { list, statements } = listOf("[]0", null);
+    for (let i = 0; i < 2; i++) expect(await pages.page("a", statements, (text) => text)).toBe("[]0");
+    expect(list.asked).toEqual(["page", "page"]);
   });
 
   it("holds no more than its budget: the oldest pages go first, and a page over a quarter of it is not kept", async () => {
     const pages = pagesOf(100);
-    for (const key of ["a", "b", "c", "d"]) await list(pages, key, key.repeat(25));
-    await list(pages, "e", "e".repeat(20));
-    expect(["a", "b", "c", "d", "e"].map((key) => pages.recall(key) !== undefined)).toEqual([false, true, true, true, true]);
-    // Listed again, a page is the newest: "b" goes before it.
-    await list(pages, "c", "c".repeat(25), 2);
-    await list(pages, "f", "f".repeat(25));
-    expect(["b", "c", "d", "e", "f"].map((key) => pages.recall(key) !== undefined)).toEqual([false, true, true, true, true]);
-    await list(pages, "big", "x".repeat(26));
-    expect(pages.recall("big")).toBeUndefined();
-    expect(pages.recall("f")).toBeDefined();
+    const list = (key: string, text: string, version = 1) => pages.page(key, listOf(text, version).statements, (t) => t);
+    for (const key of ["a", "b", "c", "d"]) await list(key, key.repeat(25));
+    await list("e", "e".repeat(20));
+    // Listed again at a new version, a page is the newest: "b" goes before it.
+    await list("c", "c".repeat(25), 2);
+    await list("f", "f".repeat(25));
+    await list("big", "x".repeat(26));
+    // Remembered ones first: asking for a forgotten one lists it, and remembers it.
+    const kept = [];
+    for (const key of ["d", "e", "f"]) kept.push(await remembered(pages, key));
+    expect(kept).toEqual([true, true, true]);
+    expect(await remembered(pages, "big")).toBe(false);
+    expect(await remembered(pages, "b")).toBe(false);
+    expect(await remembered(pages, "a")).toBe(false);
   });
 });
