@@ -1,3 +1,5 @@
+import { Memo } from "../memo";
+
 /**
  * SQL answering a VersionedRow: the `version` of a list (`versionQuery`, a
  * query for one value: NULL for a list never written) and its `page`
@@ -31,14 +33,15 @@ export interface VersionedStatements {
  * take more than a quarter of the budget.
  */
 export class VersionedPages<P> {
-  readonly #pages = new Map<string, Remembered<P>>();
-  #size = 0;
+  readonly #pages: Memo<Remembered<P>>;
 
   /** `budget`: the most the pages may hold in all, as `sizeOf` counts a page (its text's characters, say). */
   constructor(
     private readonly budget: number,
     private readonly sizeOf: (page: P) => number,
-  ) {}
+  ) {
+    this.#pages = new Memo(Infinity, budget, (entry) => entry.size);
+  }
 
   /**
    * The page under `key`: the remembered one when D1 says its version is
@@ -53,23 +56,9 @@ export class VersionedPages<P> {
     const row = await statements.page().first<VersionedRow>();
     if (!row) return null;
     const page = await listed(row.page);
-    if (row.version !== null) this.#remember(key, { version: row.version, page, size: this.sizeOf(page) });
+    const size = this.sizeOf(page);
+    if (row.version === null || size > this.budget / 4) this.#pages.delete(key);
+    else this.#pages.set(key, { version: row.version, page, size });
     return page;
-  }
-
-  #remember(key: string, entry: Remembered<P>): void {
-    this.#forget(key);
-    if (entry.size > this.budget / 4) return;
-    for (const oldest of this.#pages.keys()) {
-      if (this.#size + entry.size <= this.budget) break;
-      this.#forget(oldest);
-    }
-    this.#pages.set(key, entry);
-    this.#size += entry.size;
-  }
-
-  #forget(key: string): void {
-    this.#size -= this.#pages.get(key)?.size ?? 0;
-    this.#pages.delete(key);
   }
 }
