@@ -11,32 +11,30 @@ export interface NamesPage {
 export const NO_NAMES: NamesPage = { names: "[]", last: null, more: false };
 
 /**
- * SQL answering a NamesPage's text: SQLite writes the names `listed` selects
+ * SQL answering a NamesPage's row: SQLite writes the names `listed` selects
  * (a query with a `name` column, in order, limited to one name more than the
  * page holds) as a JSON array, reading them in that order (as
- * storage/referrers.ts explains), and counts them after it, as in
- * `["a","b"]2`: one value, which a query may compute only when it needs it
- * (storage/versioned-pages.ts). So the Worker turns no row into an object,
- * and SQLite neither parses the array again for its last name nor looks for a
- * name after it: for a page of 10,000 that took a quarter of the query's time.
+ * storage/referrers.ts explains), and counts them. So the Worker turns no
+ * row into an object, and SQLite neither parses the array again for its last
+ * name nor looks for a name after it: for a page of 10,000 that took a
+ * quarter of the query's time.
  */
 export function namesPageQuery(listed: string): string {
-  return `SELECT json_group_array(name) || count(*) FROM (${listed})`;
+  return `SELECT json_group_array(name) AS names, count(*) AS count FROM (${listed})`;
 }
 
+export type NamesPageRow = { names: string; count: number };
+
 /**
- * The page of at most `limit` names in a NamesPage's text. The array's
+ * The page of at most `limit` names in a NamesPage's row. The array's
  * elements are found by their quotes, as names need no escaping in JSON
  * (their grammars allow no quote, backslash or control character): the name
  * past the page, which says more follow, is cut off, and the last one left
  * is where the next page begins.
  */
-export function namesPageOf(text: string, limit: number): NamesPage {
-  const end = text.lastIndexOf("]") + 1;
-  const count = Number(text.slice(end));
-  if (count === 0) return NO_NAMES;
-  const listed = text.slice(0, end);
-  const more = count > limit;
-  const names = more ? `${listed.slice(0, listed.lastIndexOf(',"'))}]` : listed;
+export function namesPageOf(row: NamesPageRow | null, limit: number): NamesPage {
+  if (!row || row.count === 0) return NO_NAMES;
+  const more = row.count > limit;
+  const names = more ? `${row.names.slice(0, row.names.lastIndexOf(',"'))}]` : row.names;
   return { names, last: names.slice(names.lastIndexOf('"', names.length - 3) + 1, -2), more };
 }

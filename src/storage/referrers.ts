@@ -21,18 +21,17 @@ const LISTED = `SELECT digest, descriptor FROM manifests
   WHERE repository = ?1 AND subject = ?2 AND digest > ?3 AND (?4 IS NULL OR artifact_type = ?4) ORDER BY digest LIMIT ?5`;
 
 /*
- * The page as one text: SQLite joins the descriptors, counts their UTF-8
+ * The page as one row: SQLite joins the descriptors, counts their UTF-8
  * bytes, and looks for a referrer after the last, so the Worker turns no row
  * into an object. The join reads the rows in the order LISTED sorts them
  * (SQLite never flattens a subquery with LIMIT into an aggregate; an ORDER BY
  * inside group_concat would need SQLite 3.44), and which rows a page holds,
- * and so its `last`, does not depend on that order. The text is four fields
- * separated by spaces: the bytes, whether more follow (1 or 0), the last
- * digest ("" for an empty page), and the descriptors, which may hold spaces.
+ * and so its `last`, does not depend on that order.
  */
-const JOINED = `SELECT coalesce(page.bytes, 0) || ' ' || EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND subject = ?2 AND digest > page.last AND (?4 IS NULL OR artifact_type = ?4))
-    || ' ' || coalesce(page.last, '') || ' ' || coalesce(page.descriptors, '')
+const JOINED = `SELECT page.*, EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND subject = ?2 AND digest > page.last AND (?4 IS NULL OR artifact_type = ?4)) AS more
   FROM (SELECT group_concat(descriptor, ',') AS descriptors, sum(length(CAST(descriptor AS BLOB)) + 1) - 1 AS bytes, max(digest) AS last FROM (${LISTED})) page`;
+
+type JoinedRow = { descriptors: string | null; bytes: number | null; last: Digest | null; more: number };
 
 // The version of the referrers list of subject ?2 in repository ?1; and with it, its page.
 const VERSION = "SELECT version FROM referrer_lists WHERE repository = ?1 AND subject = ?2";
@@ -59,23 +58,18 @@ export class ReferrerIndex {
     const found = await remembered.page(
       key,
       { version: () => this.db.prepare(VERSION).bind(repository, subject), page: () => this.db.prepare(PAGE).bind(...params) },
-      (text) => this.#pageOf(text, params, maxBytes),
+      (joined: JoinedRow) => this.#pageOf(joined, params, maxBytes),
     );
     return found ?? EMPTY;
   }
 
-  async #pageOf(text: string, params: unknown[], maxBytes: number): Promise<ReferrersPage> {
-    const afterBytes = text.indexOf(" ");
-    const afterMore = text.indexOf(" ", afterBytes + 1);
-    const afterLast = text.indexOf(" ", afterMore + 1);
-    const last = text.slice(afterMore + 1, afterLast) as Digest;
-    if (last === "") return EMPTY;
-    const more = text.slice(afterBytes + 1, afterMore) === "1";
-    if (Number(text.slice(0, afterBytes)) <= maxBytes) return { descriptors: text.slice(afterLast + 1), last, more };
+  async #pageOf(joined: JoinedRow, params: unknown[], maxBytes: number): Promise<ReferrersPage> {
+    if (!joined.last) return EMPTY;
+    if (joined.bytes! <= maxBytes) return { descriptors: joined.descriptors!, last: joined.last, more: joined.more === 1 };
     // Past the limit (descriptors with large annotations): read again one by one, to cut it.
     const { results } = await this.db.prepare(LISTED).bind(...params).all<{ digest: Digest; descriptor: string }>();
     const count = descriptorsThatFit(results.map((row) => row.descriptor), maxBytes);
     const kept = results.slice(0, count);
-    return { descriptors: kept.map((row) => row.descriptor).join(","), last: kept.at(-1)!.digest, more: count < results.length || more };
+    return { descriptors: kept.map((row) => row.descriptor).join(","), last: kept.at(-1)!.digest, more: count < results.length || joined.more === 1 };
   }
 }

@@ -1,6 +1,6 @@
 import type { PageRequest } from "../oci/pagination";
 import type { Database } from "./database";
-import { namesPageOf, namesPageQuery, NO_NAMES, type NamesPage } from "./page";
+import { namesPageOf, namesPageQuery, NO_NAMES, type NamesPage, type NamesPageRow } from "./page";
 
 /** SQL: the namespace of the repository in `repositories.name`, its first path component. */
 export const NAMESPACE = "substr(repositories.name, 1, instr(repositories.name || '/', '/') - 1)";
@@ -12,7 +12,7 @@ export type CatalogView = { all: true } | { all: false; patterns: string[]; publ
 const SHOWN = `(?3 OR EXISTS (SELECT 1 FROM json_each(?4) WHERE ${NAMESPACE} GLOB value)
   OR (?5 AND EXISTS (SELECT 1 FROM public_namespaces p WHERE p.name = ${NAMESPACE})))`;
 
-const PAGE = `SELECT (${namesPageQuery(`SELECT name FROM repositories WHERE name > ?1 AND ${SHOWN} ORDER BY name LIMIT ?2 + 1`)}) AS page`;
+const PAGE = namesPageQuery(`SELECT name FROM repositories WHERE name > ?1 AND ${SHOWN} ORDER BY name LIMIT ?2 + 1`);
 
 /** Repositories that have received content: the catalog. */
 export class RepositoryIndex {
@@ -24,7 +24,7 @@ export class RepositoryIndex {
     const row = await this.db
       .prepare(PAGE)
       .bind(page.last ?? "", page.limit, view.all ? 1 : 0, JSON.stringify(view.all ? [] : view.patterns), !view.all && view.publicNamespaces ? 1 : 0)
-      .first<{ page: string }>();
-    return row ? namesPageOf(row.page, page.limit) : NO_NAMES;
+      .first<NamesPageRow>();
+    return namesPageOf(row, page.limit);
   }
 }

@@ -1,7 +1,7 @@
 import type { PageRequest } from "../oci/pagination";
 import type { RepositoryName } from "../oci/names";
 import type { Database } from "./database";
-import { namesPageOf, namesPageQuery, NO_NAMES, type NamesPage } from "./page";
+import { namesPageOf, namesPageQuery, NO_NAMES, type NamesPage, type NamesPageRow } from "./page";
 import type { Databases } from "./session";
 import { versionedPageQuery, VersionedPages } from "./versioned-pages";
 
@@ -33,7 +33,7 @@ export class TagIndex {
     const found = await remembered.page(
       `${repository} ${page.last ?? ""} ${page.limit}`,
       { version: () => db.prepare(VERSION).bind(repository), page: () => db.prepare(PAGE).bind(repository, page.last ?? "", page.limit) },
-      (text) => namesPageOf(text, page.limit),
+      (row: NamesPageRow) => namesPageOf(row, page.limit),
     );
     return found ?? NO_NAMES;
   }

@@ -1,16 +1,16 @@
 import { Memo } from "../memo";
 
 /**
- * SQL answering a VersionedRow: the `version` of a list (`versionQuery`, a
- * query for one value: NULL for a list never written) and its `page`
- * (`pageQuery`, a query for one text value), in one statement, so the page is
+ * SQL answering a VersionedRow: the columns of the page `pageQuery` selects
+ * (one row), and the `version` of its list (`versionQuery`, a query for one
+ * value: NULL for a list never written), in one statement, so the page is
  * that version's.
  */
 export function versionedPageQuery(versionQuery: string, pageQuery: string): string {
-  return `SELECT (${versionQuery}) AS version, (${pageQuery}) AS page`;
+  return `SELECT (${versionQuery}) AS version, listing.* FROM (${pageQuery}) listing`;
 }
 
-export type VersionedRow = { version: number | null; page: string };
+export type VersionedRow<R> = R & { version: number | null };
 
 /** A remembered page, the version of its list it was listed at, and its size. */
 type Remembered<P> = { version: number; page: P; size: number };
@@ -19,7 +19,7 @@ type Remembered<P> = { version: number; page: P; size: number };
 export interface VersionedStatements {
   /** The list's version alone (a column `version`): one row read. */
   version: () => D1PreparedStatement;
-  /** A VersionedRow (versionedPageQuery). */
+  /** A VersionedRow of the page (versionedPageQuery). */
   page: () => D1PreparedStatement;
 }
 
@@ -46,16 +46,16 @@ export class VersionedPages<P> {
   /**
    * The page under `key`: the remembered one when D1 says its version is
    * still current (one statement reading one row), or else `listed` of the
-   * page D1 lists, remembered under the version it was listed at. A page
+   * row D1 lists the page in, remembered under the version it was listed at. A page
    * nobody remembers is listed at once, so only a page that went stale costs
    * a second statement. Null when D1 answers no row.
    */
-  async page(key: string, statements: VersionedStatements, listed: (text: string) => P | Promise<P>): Promise<P | null> {
+  async page<R>(key: string, statements: VersionedStatements, listed: (row: R) => P | Promise<P>): Promise<P | null> {
     const recalled = this.#pages.get(key);
     if (recalled && (await statements.version().first<number>("version")) === recalled.version) return recalled.page;
-    const row = await statements.page().first<VersionedRow>();
+    const row = await statements.page().first<VersionedRow<R>>();
     if (!row) return null;
-    const page = await listed(row.page);
+    const page = await listed(row);
     const size = this.sizeOf(page);
     if (row.version === null || size > this.budget / 4) this.#pages.delete(key);
     else this.#pages.set(key, { version: row.version, page, size });
