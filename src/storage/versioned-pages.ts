@@ -12,8 +12,8 @@ export function versionedPageQuery(versionQuery: string, pageQuery: string): str
 
 export type VersionedRow<R> = R & { version: number | null };
 
-/** A remembered page, the version of its list it was listed at, and its size. */
-type Remembered<P> = { version: number; page: P; size: number };
+/** A remembered page and the version of its list it was listed at. */
+type Remembered<P> = { version: number; page: P };
 
 /** How a page of a versioned list is read: both statements bound, made only when needed. */
 export interface VersionedStatements {
@@ -40,15 +40,15 @@ export class VersionedPages<P> {
     private readonly budget: number,
     private readonly sizeOf: (page: P) => number,
   ) {
-    this.#pages = new Memo(Infinity, budget, (entry) => entry.size);
+    this.#pages = new Memo(Infinity, budget, (entry) => sizeOf(entry.page));
   }
 
   /**
    * The page under `key`: the remembered one when D1 says its version is
    * still current (one statement reading one row), or else `listed` of the
-   * row D1 lists the page in, remembered under the version it was listed at. A page
-   * nobody remembers is listed at once, so only a page that went stale costs
-   * a second statement. Null when D1 answers no row.
+   * row D1 lists the page in, remembered under the version it was listed
+   * at. A page nobody remembers is listed at once, so only a page that went
+   * stale costs a second statement. Null when D1 answers no row.
    */
   async page<R>(key: string, statements: VersionedStatements, listed: (row: R) => P | Promise<P>): Promise<P | null> {
     const recalled = this.#pages.get(key);
@@ -56,9 +56,8 @@ export class VersionedPages<P> {
     const row = await statements.page().first<VersionedRow<R>>();
     if (!row) return null;
     const page = await listed(row);
-    const size = this.sizeOf(page);
-    if (row.version === null || size > this.budget / 4) this.#pages.delete(key);
-    else this.#pages.set(key, { version: row.version, page, size });
+    if (row.version === null || this.sizeOf(page) > this.budget / 4) this.#pages.delete(key);
+    else this.#pages.set(key, { version: row.version, page });
     return page;
   }
 }
